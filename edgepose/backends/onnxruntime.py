@@ -1,0 +1,99 @@
+"""ONNX Runtime backend: the CPU reference executor for every graph we build.
+
+CPU by default; CUDA or TensorRT execution providers when the user names them
+and the installed onnxruntime has them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from edgepose import _optional
+from edgepose.backends.base import RunnerBase, TensorSpec
+from edgepose.card import METADATA_KEY, ModelCard
+from edgepose.errors import BackendError, CardError, InputError, ModelFileError
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
+}
+
+
+def _spec(arg) -> TensorSpec:
+    dtype = _ORT_TYPES.get(arg.type)
+    if dtype is None:
+        raise ModelFileError(f"tensor {arg.name!r} has type {arg.type}, which edgepose does not feed")
+    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in arg.shape)
+    return TensorSpec(arg.name, np.dtype(dtype), shape)
+
+
+class OnnxRuntimeRunner(RunnerBase):
+    """Runs an edgepose ONNX file (one that carries a ModelCard) with ONNX Runtime."""
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        ort = _optional.onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"model file {str(path)!r} does not exist")
+        available = ort.get_available_providers()
+        providers = list(providers or ["CPUExecutionProvider"])
+        unknown = [p for p in providers if p not in available]
+        if unknown:
+            raise BackendError(
+                f"ONNX Runtime provider(s) {unknown} are not in this onnxruntime build; "
+                f"available: {available}"
+            )
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors on bad files
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(
+                f"{path} is not a loadable ONNX model ({first_line}); re-export it with "
+                "'edgepose export'"
+            ) from None
+        self.path = path
+        self.card = _card_from_metadata(self._session.get_modelmeta().custom_metadata_map, path)
+        self.inputs = tuple(_spec(a) for a in self._session.get_inputs())
+        self.outputs = tuple(_spec(a) for a in self._session.get_outputs())
+        batch = self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else None
+        self.max_batch = batch
+        self._output_names = [o.name for o in self.outputs]
+        self.providers = tuple(self._session.get_providers())
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        expected = {spec.name for spec in self.inputs}
+        if set(feeds) != expected:
+            raise InputError(f"model inputs are {sorted(expected)}, got feeds {sorted(feeds)}")
+        values = self._session.run(self._output_names, dict(feeds))
+        return dict(zip(self._output_names, values))
+
+    def _release(self) -> None:
+        self._session = None
+
+
+def _card_from_metadata(metadata: Mapping[str, str], path: Path) -> ModelCard:
+    text = metadata.get(METADATA_KEY)
+    if text is None:
+        raise ModelFileError(
+            f"{path} carries no edgepose model card (metadata_props[{METADATA_KEY!r}]); "
+            "export it with 'edgepose export' so the runtime knows how to pre- and "
+            "post-process it"
+        )
+    try:
+        return ModelCard.from_json(text)
+    except CardError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None

@@ -1,0 +1,157 @@
+"""The `edgepose` command: a thin layer, one public function per verb.
+
+Workstation verbs (export) import torch-side packages lazily, so the on-device
+runtime never needs them installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from edgepose.errors import EdgeposeError
+
+log = logging.getLogger("edgepose")
+
+RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - untrained model, poses are noise"
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="PyTorch checkpoint -> ONNX with its model card (workstation)",
+        description="Load an official checkpoint strictly, export it to ONNX with a dynamic "
+                    "batch axis and the edgepose model card embedded, then check the ONNX "
+                    "output against PyTorch with ONNX Runtime.")
+    parser.add_argument("family", choices=["hrnet"], help="model family")
+    parser.add_argument("--variant", required=True,
+                        help="architecture and input size, e.g. w32_256x192, w48_384x288, "
+                             "w8_128x96 (HRNet: w{width}_{height}x{width})")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="official or mmpose .pth file; loaded with weights_only=True")
+    parser.add_argument("--random-init", action="store_true",
+                        help="export untrained random weights (toolchain tests only)")
+    parser.add_argument("--keypoints",
+                        help="keypoint set (coco17, mpii16); default: from the checkpoint's "
+                             "number of output channels")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the ONNX Runtime vs PyTorch comparison")
+    parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    try:
+        from export.families import export_model
+    except ImportError as exc:
+        raise EdgeposeError(f"'edgepose export' needs the workstation packages ({exc.name} is "
+                            "missing); install them with: pip install 'edgepose[export]'") from None
+    result = export_model(args.family, args.variant, args.out, checkpoint=args.checkpoint,
+                          random_init=args.random_init, keypoints=args.keypoints,
+                          opset=args.opset, verify=not args.no_verify)
+    print(f"wrote {result.path} ({result.card.family} {result.card.variant}, "
+          f"{result.card.keypoints}, weights: {result.layout})")
+    for check in result.verification:
+        print(f"  ONNX Runtime vs PyTorch, {check}")
+    if result.card.random_init:
+        print(f"  WARNING: {RANDOM_WEIGHTS_BANNER}")
+    return 0
+
+
+def _add_infer(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "infer", help="run a model on one image; write COCO-format JSON and/or a drawing",
+        description="Top-down inference: each person box is cropped, run and decoded. "
+                    "Without boxes the whole image is one person.")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="model file: .onnx (ONNX Runtime)")
+    parser.add_argument("--image", type=Path, required=True, help="input image")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", help='person boxes in pixels, "x,y,w,h[,score];..."')
+    boxes.add_argument("--boxes-json", type=Path,
+                       help="JSON file: [[x,y,w,h], ...] or COCO detections "
+                            '[{"bbox": [x,y,w,h], "score": s}, ...]')
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="flip test: also run the mirrored crop and average "
+                             "(default: as the model card says)")
+    parser.add_argument("--refine", choices=["none", "shift", "dark"],
+                        help="sub-pixel refinement (default: as the model card says, "
+                             "'shift' = official quarter-pixel shift)")
+    parser.add_argument("--image-id", type=int, default=0,
+                        help="image_id written in the COCO results (default 0)")
+    parser.add_argument("--json", type=Path, help="write COCO keypoint results here")
+    parser.add_argument("--draw", type=Path, help="write the image with skeletons here")
+    parser.set_defaults(run=_run_infer)
+
+
+def _run_infer(args: argparse.Namespace) -> int:
+    from edgepose.backends import open_runner
+    from edgepose.draw import draw_poses
+    from edgepose.io import (parse_boxes, read_boxes_json, read_image, write_image_atomic,
+                             write_json_atomic)
+    from edgepose.pipeline import TopDownPipeline
+
+    image = read_image(args.image)
+    boxes = scores = None
+    if args.boxes is not None:
+        boxes, scores = parse_boxes(args.boxes)
+    elif args.boxes_json is not None:
+        boxes, scores = read_boxes_json(args.boxes_json)
+    with open_runner(args.model) as runner:
+        pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine)
+        poses = pipeline(image, boxes, scores)
+        card = runner.card
+    results = poses.to_coco_results(args.image_id)
+    if args.json:
+        payload = results
+        if card.random_init:
+            # COCO results are a bare list; a wrapper keeps the warning beside them.
+            payload = {"warning": RANDOM_WEIGHTS_BANNER, "results": results}
+        write_json_atomic(args.json, payload)
+    if args.draw:
+        banner = RANDOM_WEIGHTS_BANNER if card.random_init else None
+        write_image_atomic(args.draw, draw_poses(image, poses, banner=banner))
+    print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
+          f"on {type(runner).__name__}")
+    if card.random_init:
+        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
+    for person, entry in enumerate(results):
+        print(f"  person {person}: score {entry['score']:.3f}")
+    for label, path in (("json", args.json), ("drawing", args.draw)):
+        if path:
+            print(f"  {label}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgepose",
+        description="Human pose estimation from PyTorch checkpoints to TensorRT engines.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_export, _add_infer):
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    # Our own progress notes are shown by default; other libraries only warn.
+    for name in ("edgepose", "export", "calib"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except EdgeposeError as exc:
+        print(f"edgepose: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

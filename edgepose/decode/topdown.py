@@ -1,0 +1,275 @@
+"""Top-down heatmap decoding (HRNet, SimpleBaseline, DARK), pure numpy.
+
+The free functions are the math, each testable alone; TopDownDecoder chains
+them. References: deep-high-resolution-net.pytorch ``lib/core/inference.py``
+(get_max_preds, get_final_preds with POST_PROCESS), ``lib/utils/transforms.py``
+(flip_back) and the flip test of ``lib/core/function.py`` (SHIFT_HEATMAP);
+mmpose ``codecs/utils/refinement.py`` (refine_keypoints_dark) and
+``codecs/utils/post_processing.py`` (gaussian_blur).
+
+Shapes: N people, K keypoints, H, W heatmap height and width. Heatmaps are
+(N, K, H, W); coordinates are (x, y) in heatmap pixels until heatmap_to_image
+takes them to image pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edgepose.errors import DecodeError, InputError
+from edgepose.preprocess import heatmap_to_image
+
+REFINE_METHODS = ("none", "shift", "dark")
+
+
+def _check_heatmaps(heatmaps: object, name: str = "heatmaps") -> np.ndarray:
+    """(N, K, H, W) float array with H, W >= 1, else DecodeError."""
+    array = np.asarray(heatmaps)
+    if array.ndim != 4:
+        raise DecodeError(f"{name} must be 4-D (N, K, H, W), got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DecodeError(f"{name} must be a float array, got dtype {array.dtype}")
+    if array.shape[2] < 1 or array.shape[3] < 1:
+        raise DecodeError(f"{name} must have H, W >= 1, got shape {array.shape}")
+    return array
+
+
+def _check_finite(heatmaps: np.ndarray) -> None:
+    # A sum is finite iff every term is (barring overflow), and costs no
+    # temporary array; only a bad sum pays for locating the culprit.
+    if np.isfinite(heatmaps.sum(dtype=np.float64)):
+        return
+    bad = ~np.isfinite(heatmaps)
+    if bad.any():
+        n, k, y, x = (int(v) for v in np.argwhere(bad)[0])
+        raise DecodeError(
+            f"heatmaps hold {int(bad.sum())} NaN/inf values (first at person {n}, "
+            f"keypoint {k}, y={y}, x={x}); expected finite network outputs — check the "
+            f"engine's precision and the input normalisation"
+        )
+
+
+def _check_kernel(kernel: int) -> int:
+    if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) \
+            or kernel < 1 or kernel % 2 == 0:
+        raise InputError(
+            f"DARK blur kernel must be a positive odd integer (11 for sigma 2, 17 for "
+            f"sigma 3), got {kernel!r}"
+        )
+    return int(kernel)
+
+
+def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer argmax of each map, as HRNet's get_max_preds.
+
+    heatmaps: (N, K, H, W). Returns coords (N, K, 2) float32 (x, y) and maxvals
+    (N, K) float32. Ties go to the first maximum in row-major order; a map whose
+    maximum is <= 0 gets coords (0, 0) and keeps its maximum as score.
+    """
+    heatmaps = _check_heatmaps(heatmaps)
+    n, k, _, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    index = np.argmax(flat, axis=2)
+    maxvals = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
+    coords = np.empty((n, k, 2), dtype=np.float32)
+    coords[..., 0] = index % w
+    coords[..., 1] = index // w
+    coords *= (maxvals > 0)[..., None]
+    return coords, maxvals.astype(np.float32)
+
+
+def refine_shift(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    """HRNet's POST_PROCESS: a quarter pixel toward the higher neighbour.
+
+    coords: (N, K, 2) (x, y), refined in place and returned. heatmaps:
+    (N, K, H, W). Only points with 1 < px < W−1 and 1 < py < H−1 (px, py the
+    rounded coords) move, on both axes or neither; the lower bound is 1, not 0,
+    in the official code, so a peak at x = 1 stays put while x = W−2 moves.
+    A tie between neighbours (sign 0) leaves that axis unchanged.
+    """
+    heatmaps = _check_heatmaps(heatmaps)
+    n, k, h, w = heatmaps.shape
+    if w < 4 or h < 4:
+        return coords  # no pixel satisfies 1 < p < size-1
+    px = np.floor(coords[..., 0] + 0.5).astype(np.intp)
+    py = np.floor(coords[..., 1] + 0.5).astype(np.intp)
+    inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+    # Clipped indices keep the gather in bounds; `inside` discards the rest.
+    px = np.clip(px, 1, w - 2)
+    py = np.clip(py, 1, h - 2)
+    ni = np.arange(n)[:, None]
+    ki = np.arange(k)[None, :]
+    dx = heatmaps[ni, ki, py, px + 1] - heatmaps[ni, ki, py, px - 1]
+    dy = heatmaps[ni, ki, py + 1, px] - heatmaps[ni, ki, py - 1, px]
+    coords[..., 0] += np.where(inside, 0.25 * np.sign(dx), 0).astype(coords.dtype)
+    coords[..., 1] += np.where(inside, 0.25 * np.sign(dy), 0).astype(coords.dtype)
+    return coords
+
+
+def _log_modulated(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
+    """mmpose's gaussian_blur then clamp and log: (N·K, H, W) float32."""
+    n, k, h, w = heatmaps.shape
+    maps = heatmaps.reshape(n * k, h, w).astype(np.float32)
+    border = (kernel - 1) // 2
+    padded = np.zeros((h + 2 * border, w + 2 * border), dtype=np.float32)
+    blurred = np.empty_like(padded)
+    original_max = maps.max(axis=(1, 2))
+    # One cv2 call per map: blurring the maps as channels of one image is not
+    # bit-identical to per-map blurs (checked on OpenCV 5.0), and mmpose blurs
+    # per map. The zero frame of width `border` is mmpose's zero padding; the
+    # kernel never reaches past it for pixels inside the crop.
+    for m in range(n * k):
+        padded[border:border + h, border:border + w] = maps[m]
+        # The returned array is `blurred` itself; using it stays correct should
+        # a cv2 build ever hand back a fresh array instead.
+        result = cv2.GaussianBlur(padded, (kernel, kernel), 0, dst=blurred)
+        maps[m] = result[border:border + h, border:border + w]
+    blurred_max = maps.max(axis=(1, 2))
+    # A blurred max of 0 (mmpose divides by zero there) means the blurred map
+    # is <= 0 everywhere; left unscaled it is constant after the clamp, so no
+    # Newton step is taken, which is what mmpose's NaNs amount to for such maps.
+    safe_max = np.where(blurred_max == 0, np.float32(1), blurred_max)
+    ratio = np.where(blurred_max == 0, np.float32(1), original_max / safe_max)
+    maps *= ratio.astype(np.float32)[:, None, None]
+    np.maximum(maps, np.float32(1e-10), out=maps)
+    np.log(maps, out=maps)
+    return maps
+
+
+def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) -> np.ndarray:
+    """DARK sub-pixel refinement, as mmpose's refine_keypoints_dark.
+
+    coords: (N, K, 2) integer argmax locations (x, y), refined in place and
+    returned; like mmpose they are truncated to int first. heatmaps:
+    (N, K, H, W). kernel: blur size, 11 for heatmaps trained with sigma 2, 17
+    for sigma 3. One Newton step on the log of the blurred map, taken only where
+    1 < x < W−2 and 1 < y < H−2 (the second differences reach two pixels) and
+    the Hessian is invertible. The step is computed in float64 (mmpose: float32).
+    """
+    heatmaps = _check_heatmaps(heatmaps)
+    kernel = _check_kernel(kernel)
+    n, k, h, w = heatmaps.shape
+    if w < 5 or h < 5:
+        return coords  # no pixel satisfies 1 < p < size-2
+    logs = _log_modulated(heatmaps, kernel).reshape(n, k, h, w).astype(np.float64)
+    x = coords[..., 0].astype(np.intp)
+    y = coords[..., 1].astype(np.intp)
+    inside = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
+    x = np.clip(x, 2, w - 3)
+    y = np.clip(y, 2, h - 3)
+    ni = np.arange(n)[:, None]
+    ki = np.arange(k)[None, :]
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return logs[ni, ki, y + dy, x + dx]
+
+    centre = at(0, 0)
+    gx = 0.5 * (at(0, 1) - at(0, -1))
+    gy = 0.5 * (at(1, 0) - at(-1, 0))
+    hxx = 0.25 * (at(0, 2) - 2 * centre + at(0, -2))
+    hyy = 0.25 * (at(2, 0) - 2 * centre + at(-2, 0))
+    hxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = hxx * hyy - hxy * hxy
+    move = inside & (det != 0)
+    safe_det = np.where(move, det, 1.0)
+    # -H^-1 g with the 2x2 inverse written out.
+    offset_x = -(hyy * gx - hxy * gy) / safe_det
+    offset_y = -(hxx * gy - hxy * gx) / safe_det
+    coords[..., 0] += np.where(move, offset_x, 0).astype(coords.dtype)
+    coords[..., 1] += np.where(move, offset_y, 0).astype(coords.dtype)
+    return coords
+
+
+def _check_permutation(flip_permutation: object, k: int) -> np.ndarray:
+    permutation = np.asarray(flip_permutation)
+    if permutation.shape != (k,) or not np.issubdtype(permutation.dtype, np.integer) \
+            or not np.array_equal(np.sort(permutation), np.arange(k)):
+        raise InputError(
+            f"flip_permutation must be a permutation of 0..{k - 1} (shape ({k},)), got "
+            f"{permutation.tolist() if permutation.size <= 32 else permutation.shape}; "
+            f"use KeypointSet.flip_permutation()"
+        )
+    return permutation
+
+
+def flip_back(
+    heatmaps_flipped: np.ndarray, flip_permutation: np.ndarray, shift: bool = True
+) -> np.ndarray:
+    """Heatmaps of a mirrored crop, back in the original frame.
+
+    heatmaps_flipped: (N, K, H, W) from the network on the mirrored crop.
+    flip_permutation: (K,), from KeypointSet.flip_permutation(). Returns a new
+    (N, K, H, W): mirrored along W, joints swapped, and with ``shift`` moved
+    right by one pixel keeping column 0 (HRNet's SHIFT_HEATMAP, which offsets
+    the feature misalignment of the mirrored input).
+    """
+    heatmaps_flipped = _check_heatmaps(heatmaps_flipped, "heatmaps_flipped")
+    permutation = _check_permutation(flip_permutation, heatmaps_flipped.shape[1])
+    out = heatmaps_flipped[:, permutation, :, ::-1]  # fancy index: a fresh array
+    if shift:
+        out[..., 1:] = out[..., :-1]  # numpy buffers overlapping copies
+    return out
+
+
+def average_flip(
+    heatmaps: np.ndarray,
+    heatmaps_flipped_raw: np.ndarray,
+    flip_permutation: np.ndarray,
+    shift: bool = True,
+) -> np.ndarray:
+    """Flip-test average: (heatmaps + flip_back(heatmaps_flipped_raw)) / 2, (N, K, H, W)."""
+    heatmaps = _check_heatmaps(heatmaps)
+    back = flip_back(heatmaps_flipped_raw, flip_permutation, shift)
+    if back.shape != heatmaps.shape:
+        raise DecodeError(
+            f"flipped heatmaps have shape {back.shape} but heatmaps have {heatmaps.shape}; "
+            f"both must come from the same batch of crops"
+        )
+    back += heatmaps
+    back *= 0.5
+    return back
+
+
+class TopDownDecoder:
+    """Heatmaps of N crops to keypoints in image pixels.
+
+    refine: "none" (integer argmax), "shift" (HRNet's quarter pixel) or "dark"
+    (DARK, with blur size ``dark_kernel``).
+    """
+
+    def __init__(self, refine: str = "shift", dark_kernel: int = 11) -> None:
+        if refine not in REFINE_METHODS:
+            raise InputError(
+                f"unknown refine {refine!r}; allowed: {', '.join(REFINE_METHODS)}"
+            )
+        self.refine = refine
+        self.dark_kernel = _check_kernel(dark_kernel)
+
+    def decode(
+        self, heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """heatmaps (N, K, H, W), centers (N, 2), scales (N, 2).
+
+        Returns xy (N, K, 2) float32 in image pixels and scores (N, K) float32
+        (the heatmap maxima).
+        """
+        heatmaps = _check_heatmaps(heatmaps)
+        _check_finite(heatmaps)
+        n, _, h, w = heatmaps.shape
+        for name, value in (("centers", centers), ("scales", scales)):
+            shape = np.shape(value)
+            if len(shape) != 2 or shape[1] != 2:
+                raise InputError(f"{name} must have shape (N, 2), got {shape}")
+            if shape[0] != n:
+                raise DecodeError(
+                    f"heatmaps hold {n} people but {name} hold {shape[0]}; pass the "
+                    f"centers and scales the crops were made with"
+                )
+        coords, scores = get_max_preds(heatmaps)
+        if self.refine == "shift":
+            refine_shift(coords, heatmaps)
+        elif self.refine == "dark":
+            refine_dark(coords, heatmaps, self.dark_kernel)
+        xy = heatmap_to_image(coords, centers, scales, (w, h))
+        return xy, scores

@@ -1,0 +1,278 @@
+"""Top-down preprocessing: person boxes to network crops, and back.
+
+Follows the official HRNet code (deep-high-resolution-net.pytorch,
+``lib/dataset/coco.py`` ``_xywh2cs`` and ``lib/utils/transforms.py``) so that
+crops and decoded keypoints match what the released checkpoints were evaluated
+with.
+
+Shapes: N people, K keypoints, H, W heatmap height and width. Crops are
+(N, h_in, w_in, 3) where (w_in, h_in) is the network input size. Boxes are
+xywh in image pixels; a box's center and scale follow HRNet's convention:
+scale = box size / pixel_std (200), padded by 1.25.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edgepose.errors import InputError
+
+PIXEL_STD = 200.0
+PADDING = 1.25
+
+
+def _as_pairs(name: str, value: object, count: int | None = None) -> np.ndarray:
+    """(N, 2) float64 view of centers/scales, InputError on a wrong shape."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 2 or (count is not None and array.shape[0] != count):
+        expected = f"({count}, 2)" if count is not None else "(N, 2)"
+        raise InputError(f"{name} must have shape {expected}, got {array.shape}")
+    return array
+
+
+def _size(name: str, size: object) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in size)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be (width, height), got {size!r}") from None
+    if width <= 0 or height <= 0:
+        raise InputError(f"{name} must be positive (width, height), got {size!r}")
+    return width, height
+
+
+def box_to_center_scale(
+    boxes: np.ndarray,
+    aspect_ratio: float,
+    padding: float = PADDING,
+    pixel_std: float = PIXEL_STD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """HRNet's ``_xywh2cs`` for N boxes.
+
+    boxes: (N, 4) xywh. aspect_ratio: network input width / height.
+    Returns centers (N, 2) and scales (N, 2), float32. The box grows (never
+    shrinks) to the input aspect ratio before it is divided by pixel_std and
+    padded, so the crop keeps the person's proportions.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) as xywh, got {boxes.shape}")
+    for name, value in (("aspect_ratio", aspect_ratio), ("padding", padding),
+                        ("pixel_std", pixel_std)):
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive finite number, got {value!r}")
+    x, y, w, h = boxes.T
+    centers = np.stack([x + w * 0.5, y + h * 0.5], axis=1).astype(np.float32)
+    wide = w > aspect_ratio * h
+    tall = w < aspect_ratio * h
+    grown_w = np.where(tall, h * aspect_ratio, w)
+    grown_h = np.where(wide, w / aspect_ratio, h)
+    # The official code rounds w/200 to float32 before the float32 product with
+    # the padding; doing the same keeps scales bit-identical to its output.
+    scales = np.stack([grown_w / pixel_std, grown_h / pixel_std], axis=1).astype(np.float32)
+    scales *= np.float32(padding)
+    return centers, scales
+
+
+def validate_boxes(boxes: np.ndarray, image_width: int, image_height: int) -> np.ndarray:
+    """Boxes (N, 4) xywh as float32, or InputError naming the first bad box.
+
+    A box is bad when it has a non-finite value, zero or negative area, or lies
+    entirely outside the image; one that is only partly outside is kept, since
+    the crop pads with the border value.
+    """
+    array = np.asarray(boxes, dtype=np.float32)
+    if array.ndim == 1 and array.size == 0:
+        array = array.reshape(0, 4)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) as xywh, got {array.shape}")
+    if image_width <= 0 or image_height <= 0:
+        raise InputError(
+            f"image size must be positive, got width={image_width}, height={image_height}"
+        )
+    x, y, w, h = array.T.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        checks = (
+            (~np.isfinite(array).all(axis=1), "has a non-finite value"),
+            ((w <= 0) | (h <= 0), "has zero or negative area (w and h must be > 0)"),
+            (
+                (x + w <= 0) | (y + h <= 0) | (x >= image_width) | (y >= image_height),
+                f"lies entirely outside the {image_width}x{image_height} image",
+            ),
+        )
+    for bad, why in checks:
+        if bad.any():
+            index = int(np.argmax(bad))
+            xb, yb, wb, hb = (float(v) for v in array[index])
+            raise InputError(
+                f"box {index} (x={xb:g}, y={yb:g}, w={wb:g}, h={hb:g}) {why}; "
+                f"pass xywh boxes in image pixels or drop this one"
+            )
+    return array
+
+
+def affine_matrices(
+    centers: np.ndarray,
+    scales: np.ndarray,
+    output_size: tuple[int, int],
+    pixel_std: float = PIXEL_STD,
+    inverse: bool = False,
+) -> np.ndarray:
+    """HRNet's ``get_affine_transform`` (rotation 0, shift 0) for N people.
+
+    centers, scales: (N, 2). output_size: (width, height) of the crop or of the
+    heatmap. Returns (N, 2, 3) float64 matrices, image -> output (or output ->
+    image with ``inverse``).
+
+    The official function builds its three point pairs from ``scale[0]`` alone
+    (a square of side scale[0]·pixel_std around the center) and from the output
+    *width* alone (destination direction (0, -width/2)), so the map is an
+    isotropic scale by width / (scale[0]·pixel_std) in both axes and scale[1]
+    is ignored. box_to_center_scale makes scale[1]/scale[0] equal the input
+    height/width, which is what keeps this from distorting. With no rotation the
+    map is a scale plus a translation, written here in closed form; it equals
+    cv2.getAffineTransform on the official points up to the float32 rounding
+    the official code applies to those points.
+    """
+    centers = _as_pairs("centers", centers)
+    scales = _as_pairs("scales", scales, centers.shape[0])
+    width, height = _size("output_size", output_size)
+    src_w = scales[:, 0] * pixel_std
+    if not np.all(np.isfinite(src_w) & (src_w > 0)) or not np.all(np.isfinite(centers)):
+        raise InputError("centers must be finite and scales[:, 0] positive and finite")
+    matrices = np.zeros((centers.shape[0], 2, 3), dtype=np.float64)
+    if inverse:
+        factor = src_w / width
+        matrices[:, 0, 0] = factor
+        matrices[:, 1, 1] = factor
+        matrices[:, 0, 2] = centers[:, 0] - factor * (width * 0.5)
+        matrices[:, 1, 2] = centers[:, 1] - factor * (height * 0.5)
+    else:
+        factor = width / src_w
+        matrices[:, 0, 0] = factor
+        matrices[:, 1, 1] = factor
+        matrices[:, 0, 2] = width * 0.5 - factor * centers[:, 0]
+        matrices[:, 1, 2] = height * 0.5 - factor * centers[:, 1]
+    return matrices
+
+
+def crop_batch(
+    image: np.ndarray,
+    matrices: np.ndarray,
+    output_size: tuple[int, int],
+    out: np.ndarray | None = None,
+    border_value: float = 0,
+) -> np.ndarray:
+    """Warp one image into N crops, as HRNet does (INTER_LINEAR, constant border).
+
+    image: (h, w, 3) uint8. matrices: (N, 2, 3) image -> crop, from
+    affine_matrices. output_size: (width, height) = (w_in, h_in).
+    Returns (N, h_in, w_in, 3) uint8: ``out`` itself when given, so a caller
+    that keeps one buffer for its largest batch allocates nothing here.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise InputError(f"image must be (h, w, 3) uint8, got shape {shape} dtype {dtype}")
+    matrices = np.asarray(matrices, dtype=np.float64)
+    if matrices.ndim != 3 or matrices.shape[1:] != (2, 3):
+        raise InputError(f"matrices must have shape (N, 2, 3), got {matrices.shape}")
+    width, height = _size("output_size", output_size)
+    expected = (matrices.shape[0], height, width, 3)
+    if out is None:
+        out = np.empty(expected, dtype=np.uint8)
+    elif out.shape != expected or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise InputError(
+            f"out must be a C-contiguous uint8 array of shape {expected}, "
+            f"got {out.dtype} {out.shape}; allocate it with np.empty({expected}, np.uint8)"
+        )
+    border = (float(border_value),) * 3
+    for n in range(matrices.shape[0]):
+        # warpAffine writes into a dst of the right size and type in place.
+        cv2.warpAffine(
+            image, matrices[n], (width, height), dst=out[n], flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=border,
+        )
+    return out
+
+
+def normalize_to_tensor(
+    crops: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    color: Literal["RGB", "BGR"] = "RGB",
+    layout: Literal["NCHW", "NHWC"] = "NCHW",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Network input (pixel − mean) / std as float32.
+
+    crops: (N, h_in, w_in, 3) uint8 in BGR, as cv2 reads images. mean, std: (3,)
+    in 0–255 units and in the model's color order ``color``. Returns
+    (N, 3, h_in, w_in) for NCHW or (N, h_in, w_in, 3) for NHWC; ``out`` itself
+    when given.
+    """
+    if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 \
+            or crops.shape[3] != 3:
+        shape = getattr(crops, "shape", None)
+        raise InputError(f"crops must be (N, h, w, 3) uint8, got shape {shape}")
+    if color not in ("RGB", "BGR"):
+        raise InputError(f"color must be 'RGB' or 'BGR', got {color!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise InputError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
+    mean32 = np.asarray(mean, dtype=np.float32)
+    std32 = np.asarray(std, dtype=np.float32)
+    if mean32.shape != (3,) or std32.shape != (3,):
+        raise InputError(f"mean and std must have shape (3,), got {mean32.shape}, {std32.shape}")
+    if not (np.all(np.isfinite(mean32)) and np.all(np.isfinite(std32)) and np.all(std32 != 0)):
+        raise InputError(f"mean must be finite and std finite and non-zero, got {mean}, {std}")
+    n, h, w, _ = crops.shape
+    expected = (n, 3, h, w) if layout == "NCHW" else (n, h, w, 3)
+    if out is None:
+        out = np.empty(expected, dtype=np.float32)
+    elif out.shape != expected or out.dtype != np.float32:
+        raise InputError(f"out must be float32 of shape {expected}, got {out.dtype} {out.shape}")
+    # Source channel of each model channel: crops are BGR.
+    source = (2, 1, 0) if color == "RGB" else (0, 1, 2)
+    if layout == "NCHW":
+        # One pass per channel writes each plane contiguously.
+        for c, s in enumerate(source):
+            np.subtract(crops[..., s], mean32[c], out=out[:, c])
+            np.divide(out[:, c], std32[c], out=out[:, c])
+    else:
+        # A reversed view, not a fancy-indexed copy, keeps this allocation-free.
+        np.subtract(crops[..., ::-1] if color == "RGB" else crops, mean32, out=out)
+        np.divide(out, std32, out=out)
+    return out
+
+
+def heatmap_to_image(
+    coords: np.ndarray,
+    centers: np.ndarray,
+    scales: np.ndarray,
+    heatmap_size: tuple[int, int],
+    pixel_std: float = PIXEL_STD,
+) -> np.ndarray:
+    """HRNet's ``transform_preds``: heatmap pixels (N, K, 2) -> image pixels (N, K, 2).
+
+    heatmap_size: (W, H). Returns float32.
+
+    Official behaviour, reproduced exactly: the inverse of get_affine_transform
+    on the heatmap size uses scale[0]·pixel_std / W for *both* axes, i.e.
+    x_img = cx + (x − W/2)·sw·pixel_std/W and y_img = cy + (y − H/2)·sw·pixel_std/W.
+    This equals the per-axis form sh·pixel_std/H only when sh/sw = H/W, which
+    box_to_center_scale guarantees when the heatmap has the input's aspect ratio.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 3 or coords.shape[2] != 2:
+        raise InputError(f"coords must have shape (N, K, 2), got {coords.shape}")
+    inverse = affine_matrices(centers, scales, heatmap_size, pixel_std, inverse=True)
+    if inverse.shape[0] != coords.shape[0]:
+        raise InputError(
+            f"coords hold {coords.shape[0]} people but centers/scales hold {inverse.shape[0]}"
+        )
+    # With rotation 0 the matrix is diagonal: a per-person scale and offset.
+    result = coords * inverse[:, None, (0, 1), (0, 1)] + inverse[:, None, :, 2]
+    return result.astype(np.float32)

@@ -1,0 +1,162 @@
+"""torch → ONNX with the ModelCard embedded, verified against PyTorch.
+
+The graph has one dynamic axis, the batch; every other size comes from the card,
+because TensorRT builds fastest, and our lint accepts only, fully static spatial
+shapes. The file is written atomically and then run in ONNX Runtime on random
+inputs at several batch sizes: an export that drifts from PyTorch never ships.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from edgepose.backends.onnxruntime import OnnxRuntimeRunner
+from edgepose.card import METADATA_KEY, ModelCard
+from edgepose.errors import EdgeposeError, ModelFileError
+from edgepose.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+# FP32 kernels in ORT and PyTorch sum in different orders; 1e-4 of the output's
+# range is far below what moves a heatmap argmax, and far above reordering noise.
+DEFAULT_RELATIVE_TOLERANCE = 1e-4
+
+
+class ExportError(EdgeposeError):
+    """Export failed or the exported graph disagrees with PyTorch."""
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """ORT vs PyTorch on one random batch; errors are maxima over all outputs."""
+
+    batch: int
+    max_abs_error: float
+    max_rel_error: float  # max_abs_error / max |PyTorch output|
+
+    def __str__(self) -> str:
+        return (f"batch {self.batch}: max abs error {self.max_abs_error:.3g}, "
+                f"relative to output range {self.max_rel_error:.3g}")
+
+
+def embed_card(model: onnx.ModelProto, card: ModelCard) -> None:
+    """Replace any card in `model` with `card` (metadata_props["edgepose"])."""
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=METADATA_KEY, value=card.to_json(indent=None))
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The card of an edgepose ONNX file, read without creating a session."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
+        raise ModelFileError(f"{path} is not a readable ONNX file: {exc}") from None
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return ModelCard.from_json(prop.value)
+    raise ModelFileError(f"{path} carries no edgepose model card")
+
+
+def save_onnx_atomic(model: onnx.ModelProto, out: str | Path) -> Path:
+    with atomic_path(out) as temporary:
+        onnx.save(model, str(temporary))
+    return Path(out)
+
+
+def export_onnx(model: torch.nn.Module, card: ModelCard, out: str | Path, *,
+                opset: int = DEFAULT_OPSET, example_batch: int = 2) -> Path:
+    """Trace `model` (input per the card, batch dynamic) to `out` with the card embedded."""
+    spec = card.input
+    shape = ((example_batch, 3, spec.height, spec.width) if spec.layout == "NCHW"
+             else (example_batch, spec.height, spec.width, 3))
+    example = torch.randn(*shape)
+    # Batch 1 is avoided as the example: torch.export specialises size-1 axes.
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    model = model.eval()
+    with atomic_path(out) as temporary, _quiet_exporter():
+        try:
+            with torch.no_grad():
+                program = torch.onnx.export(
+                    model, (example,), input_names=[spec.name],
+                    output_names=[o.name for o in card.outputs], opset_version=opset,
+                    dynamic_shapes=({0: batch},), dynamo=True, verbose=False,
+                    external_data=False,
+                )
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+            raise ExportError(f"torch.onnx.export failed for {card.family}/{card.variant}: "
+                              f"{str(exc).splitlines()[0]}") from exc
+        proto = program.model_proto
+        embed_card(proto, card)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(temporary))
+    log.info("wrote %s", out)
+    return Path(out)
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's chatter (missing torchvision ops, opset conversion notes).
+
+    Its real failures still raise; what it logs at WARNING here never concerns our models.
+    """
+    names = ("torch.onnx", "torch._export", "torch.export", "onnxscript")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def verify_onnx(model: torch.nn.Module, path: str | Path, *,
+                batch_sizes: Sequence[int] = (1, 3), seed: int = 0,
+                tolerance: float = DEFAULT_RELATIVE_TOLERANCE) -> list[VerificationResult]:
+    """Run `path` in ONNX Runtime and `model` in PyTorch on the same random inputs.
+
+    Raises ExportError when an output differs by more than `tolerance` × its range.
+    """
+    generator = np.random.default_rng(seed)
+    results = []
+    model = model.eval()
+    with OnnxRuntimeRunner(path) as runner:
+        spec = runner.inputs[0]
+        for batch in batch_sizes:
+            feed = generator.standard_normal((batch, *spec.shape[1:])).astype(np.float32)
+            with torch.no_grad():
+                reference = model(torch.from_numpy(feed))
+            reference = reference if isinstance(reference, (tuple, list)) else (reference,)
+            produced = runner.infer({spec.name: feed})
+            abs_error = rel_error = 0.0
+            for out_spec, expected in zip(runner.outputs, reference):
+                expected = expected.numpy()
+                got = produced[out_spec.name]
+                if got.shape != expected.shape:
+                    raise ExportError(f"output {out_spec.name!r}: ONNX shape {got.shape} vs "
+                                      f"PyTorch {expected.shape} at batch {batch}")
+                error = float(np.max(np.abs(got - expected)))
+                abs_error = max(abs_error, error)
+                rel_error = max(rel_error, error / max(float(np.max(np.abs(expected))), 1e-12))
+            result = VerificationResult(batch, abs_error, rel_error)
+            results.append(result)
+            if rel_error > tolerance:
+                raise ExportError(f"ONNX output differs from PyTorch: {result} "
+                                  f"(allowed {tolerance:g}); {path} was kept for inspection")
+    return results

@@ -1,0 +1,42 @@
+"""The on-device runtime must import where torch (and the workstation packages) are absent."""
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import edgepose
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _all_edgepose_modules() -> list[str]:
+    names = ["edgepose"]
+    for info in pkgutil.walk_packages(edgepose.__path__, prefix="edgepose."):
+        if not info.name.endswith("__main__"):  # running it would start the CLI
+            names.append(info.name)
+    return names
+
+
+def test_every_edgepose_module_imports_with_torch_blocked():
+    modules = _all_edgepose_modules()
+    assert "edgepose.pipeline" in modules and "edgepose.cli" in modules
+    # A meta-path finder that refuses the workstation packages, as a Jetson without them would.
+    script = f"""
+import importlib, sys
+BLOCKED = ("torch", "export", "calib", "onnx", "onnxscript")
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError("blocked for this test: " + name)
+        return None
+sys.meta_path.insert(0, Block())
+for name in {modules!r}:
+    importlib.import_module(name)
+leaked = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
+assert not leaked, leaked
+print("ok", len({modules!r}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from edgepose.errors import InputError
+from edgepose.keypoints import COCO17, MPII16, KeypointSet, get_keypoint_set
+
+
+def test_coco17_facts():
+    assert COCO17.num_keypoints == 17
+    # The first 1-based COCO limb is [16, 14]: left ankle to left knee.
+    assert (COCO17.names[COCO17.skeleton[0][0]], COCO17.names[COCO17.skeleton[0][1]]) == (
+        "left_ankle", "left_knee")
+    assert len(COCO17.skeleton) == 19
+    assert COCO17.sigmas[0] == pytest.approx(0.026)
+    assert COCO17.sigmas[-1] == pytest.approx(0.089)
+
+
+@pytest.mark.parametrize("keypoint_set", [COCO17, MPII16], ids=lambda s: s.name)
+def test_flip_pairs_swap_left_and_right(keypoint_set):
+    # Every flip pair must join a left and a right keypoint of the same body part.
+    for i, j in keypoint_set.flip_pairs:
+        a, b = keypoint_set.names[i], keypoint_set.names[j]
+        sides = {a.split("_")[0], b.split("_")[0]}
+        assert sides == {"left", "right"}, (a, b)
+        assert a.split("_", 1)[1] == b.split("_", 1)[1]
+
+
+@pytest.mark.parametrize("keypoint_set", [COCO17, MPII16], ids=lambda s: s.name)
+def test_flip_permutation_is_an_involution(keypoint_set):
+    permutation = keypoint_set.flip_permutation()
+    assert np.array_equal(permutation[permutation], np.arange(keypoint_set.num_keypoints))
+    unpaired = set(range(keypoint_set.num_keypoints)) - {k for p in keypoint_set.flip_pairs for k in p}
+    assert all(permutation[k] == k for k in unpaired)
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(skeleton=((0, 3),)), "index out of range"),
+    (dict(skeleton=((1, 1),)), "self-loop"),
+    (dict(flip_pairs=((0, 1), (1, 2))), "keypoint in two flip pairs"),
+    (dict(sigmas=(0.1,)), "sigma count differs from keypoint count"),
+])
+def test_bad_keypoint_sets_are_refused(kwargs, reason):
+    base = dict(name="t", names=("a", "b", "c"), skeleton=(), flip_pairs=())
+    with pytest.raises(ValueError):
+        KeypointSet(**{**base, **kwargs})
+
+
+def test_unknown_set_names_the_known_ones():
+    with pytest.raises(InputError, match="coco17"):
+        get_keypoint_set("coco99")

@@ -1,0 +1,252 @@
+"""Tests for edgepose.preprocess against scalar re-derivations of HRNet's code."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgepose.errors import InputError
+from edgepose.preprocess import (
+    affine_matrices,
+    box_to_center_scale,
+    crop_batch,
+    heatmap_to_image,
+    normalize_to_tensor,
+    validate_boxes,
+)
+
+INPUT_SIZE = (192, 256)  # (width, height) of HRNet w32_256x192
+HEATMAP_SIZE = (48, 64)
+
+
+def scalar_center_scale(box, aspect_ratio, padding=1.25, pixel_std=200.0):
+    """HRNet's _xywh2cs for one box, re-derived from coco.py."""
+    x, y, w, h = box
+    center = (x + w * 0.5, y + h * 0.5)
+    if w > aspect_ratio * h:
+        h = w * 1.0 / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return center, (w / pixel_std * padding, h / pixel_std * padding)
+
+
+def official_points(center, scale, output_size):
+    """The three point pairs get_affine_transform builds with rot=0, shift=0."""
+    src_w = scale[0] * 200.0
+    dst_w, dst_h = output_size
+    c = np.array(center, dtype=np.float64)
+    src0, src1 = c, c + np.array([0.0, -0.5 * src_w])
+    dst0 = np.array([dst_w * 0.5, dst_h * 0.5])
+    dst1 = dst0 + np.array([0.0, -0.5 * dst_w])
+
+    def third(a, b):  # b + (a - b) rotated by 90 degrees
+        d = a - b
+        return b + np.array([-d[1], d[0]])
+
+    src = np.stack([src0, src1, third(src0, src1)]).astype(np.float32)
+    dst = np.stack([dst0, dst1, third(dst0, dst1)]).astype(np.float32)
+    return src, dst
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        pytest.param((10.0, 20.0, 300.0, 100.0), id="wider-than-aspect-grows-h"),
+        pytest.param((50.5, 7.25, 40.0, 200.0), id="taller-than-aspect-grows-w"),
+        pytest.param((0.0, 0.0, 75.0, 100.0), id="exact-aspect-unchanged"),
+        pytest.param((-30.0, -10.0, 1.0, 1.0), id="tiny-box-partly-outside"),
+    ],
+)
+def test_box_to_center_scale_matches_scalar_rule(box):
+    aspect = INPUT_SIZE[0] / INPUT_SIZE[1]
+    centers, scales = box_to_center_scale(np.array([box]), aspect)
+    center, scale = scalar_center_scale(box, aspect)
+    assert centers.dtype == np.float32 and scales.dtype == np.float32
+    np.testing.assert_allclose(centers[0], center, rtol=1e-6)
+    np.testing.assert_allclose(scales[0], scale, rtol=1e-6)
+    # The grown box has the input's aspect ratio.
+    assert scales[0, 0] / scales[0, 1] == pytest.approx(aspect, rel=1e-6)
+
+
+def test_box_to_center_scale_is_vectorised_over_people():
+    boxes = np.array([[10, 20, 300, 100], [50, 7, 40, 200], [0, 0, 75, 100]], np.float64)
+    centers, scales = box_to_center_scale(boxes, 0.75, padding=1.0, pixel_std=100.0)
+    for i, box in enumerate(boxes):
+        center, scale = scalar_center_scale(box, 0.75, 1.0, 100.0)
+        np.testing.assert_allclose(centers[i], center, rtol=1e-6)
+        np.testing.assert_allclose(scales[i], scale, rtol=1e-6)
+
+
+CENTERS = np.array([[320.0, 240.0], [12.5, 700.25], [1000.0, 3.0]])
+SCALES = np.array([[1.2, 1.6], [0.31, 0.4133], [4.0, 5.333]])
+
+
+@pytest.mark.parametrize("size", [INPUT_SIZE, HEATMAP_SIZE, (288, 384)])
+def test_affine_matrices_equal_official_get_affine_transform(size):
+    forward = affine_matrices(CENTERS, SCALES, size)
+    inverse = affine_matrices(CENTERS, SCALES, size, inverse=True)
+    assert forward.shape == (3, 2, 3) and forward.dtype == np.float64
+    for i in range(len(CENTERS)):
+        src, dst = official_points(CENTERS[i], SCALES[i], size)
+        # The official points are float32; tolerances cover that rounding.
+        np.testing.assert_allclose(
+            forward[i], cv2.getAffineTransform(src, dst), rtol=1e-5, atol=1e-3
+        )
+        np.testing.assert_allclose(
+            inverse[i], cv2.getAffineTransform(dst, src), rtol=1e-5, atol=1e-3
+        )
+
+
+def test_affine_matrices_ignore_scale_y_like_the_official_code():
+    # get_affine_transform reads only scale[0]; scale[1] must not matter.
+    a = affine_matrices(CENTERS, SCALES, INPUT_SIZE)
+    b = affine_matrices(CENTERS, SCALES * [1.0, 3.0], INPUT_SIZE)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_inverse_really_inverts():
+    forward = affine_matrices(CENTERS, SCALES, INPUT_SIZE)
+    inverse = affine_matrices(CENTERS, SCALES, INPUT_SIZE, inverse=True)
+    bottom = np.array([[[0.0, 0.0, 1.0]]]).repeat(3, axis=0)
+    product = np.concatenate([forward, bottom], 1) @ np.concatenate([inverse, bottom], 1)
+    np.testing.assert_allclose(product, np.eye(3)[None].repeat(3, 0), atol=1e-9)
+
+
+def blob_image(width, height, cx, cy, sigma=4.0):
+    yy, xx = np.mgrid[0:height, 0:width]
+    blob = 255.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 1] = np.round(blob).astype(np.uint8)  # marker in green only
+    return image
+
+
+def centroid(plane):
+    weights = plane.astype(np.float64)
+    yy, xx = np.mgrid[0:plane.shape[0], 0:plane.shape[1]]
+    return np.array([(weights * xx).sum(), (weights * yy).sum()]) / weights.sum()
+
+
+def test_crop_batch_puts_the_marker_where_the_matrix_says():
+    marker = np.array([211.0, 143.0])
+    image = blob_image(400, 300, *marker)
+    centers = np.array([[200.0, 150.0], [230.0, 120.0], [211.0, 143.0]])
+    scales = np.array([[1.0, 1.333], [0.6, 0.8], [0.5, 0.666]])  # shrink and enlarge
+    matrices = affine_matrices(centers, scales, INPUT_SIZE)
+    crops = crop_batch(image, matrices, INPUT_SIZE)
+    assert crops.shape == (3, 256, 192, 3) and crops.dtype == np.uint8
+    for i in range(3):
+        expected = matrices[i] @ np.array([*marker, 1.0])
+        # Bilinear sampling of a smooth blob keeps its centroid; the bound covers
+        # uint8 rounding of the blob's tails.
+        np.testing.assert_allclose(centroid(crops[i, ..., 1]), expected, atol=0.1)
+        assert crops[i, ..., 0].max() == 0 and crops[i, ..., 2].max() == 0
+
+
+def test_crop_batch_reuses_out_and_pads_with_border_value():
+    image = np.full((50, 60, 3), 100, np.uint8)
+    centers = np.array([[0.0, 0.0], [30.0, 25.0]])  # the first crop is mostly outside
+    scales = np.array([[0.15, 0.2], [0.15, 0.2]])  # a 30x40 window
+    matrices = affine_matrices(centers, scales, (48, 64))
+    out = np.empty((2, 64, 48, 3), np.uint8)
+    result = crop_batch(image, matrices, (48, 64), out=out, border_value=7)
+    assert result is out
+    assert out[0, 0, 0].tolist() == [7, 7, 7]  # outside the image
+    assert out[0, -1, -1].tolist() == [100, 100, 100]  # inside the image
+    assert (out[1] == 100).all()
+
+
+def test_crop_batch_rejects_a_wrong_out_buffer():
+    image = np.zeros((50, 60, 3), np.uint8)
+    matrices = affine_matrices(np.array([[30.0, 25.0]]), np.array([[0.3, 0.4]]), (48, 64))
+    with pytest.raises(InputError, match="out must be"):
+        crop_batch(image, matrices, (48, 64), out=np.empty((1, 48, 64, 3), np.uint8))
+
+
+MEAN_RGB = np.array([123.675, 116.28, 103.53])
+STD_RGB = np.array([58.395, 57.12, 57.375])
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_normalize_to_tensor_matches_explicit_formula(color, layout):
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 256, size=(2, 8, 6, 3), dtype=np.uint8)
+    result = normalize_to_tensor(crops, MEAN_RGB, STD_RGB, color=color, layout=layout)
+    assert result.dtype == np.float32
+    for n in range(2):
+        for y in range(8):
+            for x in range(6):
+                b, g, r = (float(v) for v in crops[n, y, x])
+                pixel = (r, g, b) if color == "RGB" else (b, g, r)
+                for c in range(3):
+                    expected = (pixel[c] - MEAN_RGB[c]) / STD_RGB[c]
+                    got = result[n, c, y, x] if layout == "NCHW" else result[n, y, x, c]
+                    assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_normalize_to_tensor_fills_out():
+    crops = np.full((1, 4, 4, 3), 200, np.uint8)
+    crops[..., 0] = 10  # blue
+    out = np.empty((1, 3, 4, 4), np.float32)
+    result = normalize_to_tensor(crops, [0, 0, 0], [1, 1, 2], color="RGB", out=out)
+    assert result is out
+    np.testing.assert_array_equal(out[0, 2], 5.0)  # blue is the last RGB channel, /2
+    np.testing.assert_array_equal(out[0, 0], 200.0)
+
+
+def test_heatmap_to_image_inverts_the_crop_mapping():
+    centers = CENTERS.astype(np.float32)
+    aspect = HEATMAP_SIZE[0] / HEATMAP_SIZE[1]
+    scales = np.stack([SCALES[:, 0], SCALES[:, 0] / aspect], 1).astype(np.float32)
+    rng = np.random.default_rng(0)
+    image_points = centers[:, None, :] + rng.uniform(-80, 80, size=(3, 5, 2))
+    forward = affine_matrices(centers, scales, HEATMAP_SIZE)
+    heat = np.einsum("nij,nkj->nki", forward[:, :, :2], image_points) + forward[:, None, :, 2]
+    back = heatmap_to_image(heat, centers, scales, HEATMAP_SIZE)
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, image_points, atol=1e-4)
+
+
+def test_heatmap_to_image_uses_scale_x_for_both_axes_like_transform_preds():
+    # Official transform_preds: x = cx + (hx - W/2)*sw*200/W, y likewise with sw/W.
+    coords = np.array([[[3.0, 60.0], [40.0, 2.5]]])
+    center, scale = np.array([[100.0, 200.0]]), np.array([[0.9, 2.0]])  # sh/sw != H/W
+    w, h = HEATMAP_SIZE
+    factor = 0.9 * 200.0 / w
+    expected = [[[100 + (3 - w / 2) * factor, 200 + (60 - h / 2) * factor],
+                 [100 + (40 - w / 2) * factor, 200 + (2.5 - h / 2) * factor]]]
+    np.testing.assert_allclose(heatmap_to_image(coords, center, scale, HEATMAP_SIZE),
+                               expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "box, why",
+    [
+        pytest.param((10, 10, 0, 20), "zero or negative area", id="zero-width"),
+        pytest.param((10, 10, 20, -5), "zero or negative area", id="negative-height"),
+        pytest.param((10, np.nan, 20, 20), "non-finite", id="nan"),
+        pytest.param((10, 10, np.inf, 20), "non-finite", id="inf"),
+        pytest.param((640, 10, 20, 20), "entirely outside the 640x480", id="right-of-image"),
+        pytest.param((10, -50, 20, 50), "entirely outside", id="above-image-touching-edge"),
+        pytest.param((-20, 10, 20, 20), "entirely outside", id="left-of-image-touching-edge"),
+    ],
+)
+def test_validate_boxes_rejects_bad_boxes(box, why):
+    boxes = np.array([(0, 0, 10, 10), box], dtype=np.float64)
+    with pytest.raises(InputError, match=why) as info:
+        validate_boxes(boxes, 640, 480)
+    assert str(info.value).startswith("box 1 ")
+    assert "\n" not in str(info.value)
+
+
+def test_validate_boxes_keeps_partly_outside_boxes():
+    boxes = [(-5, -5, 20, 20), (630, 470, 50, 50), (0, 0, 640, 480)]
+    result = validate_boxes(boxes, 640, 480)
+    assert result.dtype == np.float32 and result.shape == (3, 4)
+    assert validate_boxes(np.zeros((0, 4)), 640, 480).shape == (0, 4)
+
+
+def test_validate_boxes_rejects_wrong_shape():
+    with pytest.raises(InputError, match=r"\(N, 4\)"):
+        validate_boxes(np.zeros((2, 5)), 640, 480)

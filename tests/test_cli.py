@@ -1,0 +1,131 @@
+"""The `edgepose` command end to end, and its one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from edgepose.cli import RANDOM_WEIGHTS_BANNER, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    image = np.random.default_rng(3).integers(0, 255, (200, 260, 3), dtype=np.uint8)
+    path = tmp_path / "frame.jpg"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def test_infer_writes_coco_json_and_a_drawing(exported_hrnet, image_path, tmp_path):
+    out_json, out_png = tmp_path / "poses.json", tmp_path / "poses.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "edgepose", "infer", "--model", str(exported_hrnet),
+         "--image", str(image_path), "--boxes", "10,10,100,150;120,20,80,160,0.5",
+         "--json", str(out_json), "--draw", str(out_png), "--refine", "dark", "--flip"],
+        cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "2 person(s)" in result.stdout and RANDOM_WEIGHTS_BANNER in result.stdout
+    payload = json.loads(out_json.read_text())
+    assert payload["warning"] == RANDOM_WEIGHTS_BANNER
+    results = payload["results"]
+    assert len(results) == 2 and len(results[0]["keypoints"]) == 51
+    assert results[1]["bbox"] == [120, 20, 80, 160]
+    drawing = cv2.imread(str(out_png))
+    assert drawing.shape == (200, 260, 3)
+    assert not np.array_equal(drawing, cv2.imread(str(image_path)))
+
+
+def test_boxes_json_and_whole_image(exported_hrnet, image_path, tmp_path, capsys):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"bbox": [5, 5, 50, 90], "score": 0.7}]))
+    assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path),
+                 "--boxes-json", str(boxes)]) == 0
+    assert "1 person(s)" in capsys.readouterr().out
+    assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path)]) == 0
+    assert "1 person(s)" in capsys.readouterr().out
+
+
+def _corrupt_onnx(tmp_path, exported_hrnet):
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(exported_hrnet.read_bytes()[:5000])
+    return path
+
+
+def _onnx_without_card(tmp_path, exported_hrnet):
+    model = onnx.load(str(exported_hrnet))
+    del model.metadata_props[:]
+    path = tmp_path / "nocard.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _other_checkpoint(tmp_path, exported_hrnet):
+    import torch
+
+    path = tmp_path / "other.pth"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)).state_dict(), path)
+    return path
+
+
+def _not_an_image(tmp_path, exported_hrnet):
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    return path
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda t, m, i: ["infer", "--model", str(m), "--image", str(t / "missing.jpg")],
+     "does not exist"),                                                    # missing image
+    (lambda t, m, i: ["infer", "--model", str(m), "--image", str(_not_an_image(t, m))],
+     "could not be decoded"),                                              # unreadable image
+    (lambda t, m, i: ["infer", "--model", str(_corrupt_onnx(t, m)), "--image", str(i)],
+     "not a loadable ONNX model"),                                         # truncated ONNX file
+    (lambda t, m, i: ["infer", "--model", str(_onnx_without_card(t, m)), "--image", str(i)],
+     "carries no edgepose model card"),                                    # ONNX from elsewhere
+    (lambda t, m, i: ["infer", "--model", str(m), "--image", str(i), "--boxes", "500,500,20,20"],
+     "box 0"),                                                             # box outside the image
+    (lambda t, m, i: ["infer", "--model", str(m), "--image", str(i), "--boxes", "10,10,0,20"],
+     "box 0"),                                                             # zero-area box
+    (lambda t, m, i: ["infer", "--model", str(m), "--image", str(i), "--boxes", "1,2,3"],
+     "expected 'x,y,w,h'"),                                                # malformed box
+    (lambda t, m, i: ["infer", "--model", str(t / "m.xyz"), "--image", str(i)],
+     "cannot tell the backend"),                                           # unknown model suffix
+    (lambda t, m, i: ["export", "hrnet", "--variant", "w32_256x192", "--out", str(t / "x.onnx"),
+                      "--checkpoint", str(_other_checkpoint(t, m))],
+     "not an HRNet checkpoint"),                                           # checkpoint of another model
+    (lambda t, m, i: ["export", "hrnet", "--variant", "w32_256x192", "--out", str(t / "x.onnx")],
+     "--random-init"),                                                     # no checkpoint, no opt-in
+    (lambda t, m, i: ["export", "hrnet", "--variant", "w32_250x192", "--random-init",
+                      "--out", str(t / "x.onnx")], "multiple of 32"),      # size not a multiple of 32
+])
+def test_bad_input_is_one_clear_line(tmp_path, exported_hrnet, image_path, capsys, make_args,
+                                     message):
+    code = main(make_args(tmp_path, exported_hrnet, image_path))
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.startswith("edgepose: error:") and message in err
+    assert len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_help_explains_every_option():
+    import argparse
+
+    from edgepose.cli import build_parser
+
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(verbs.choices) >= {"export", "infer"}
+    for verb, subparser in verbs.choices.items():
+        for action in subparser._actions:
+            assert action.help, f"edgepose {verb}: {action.dest} has no help text"
+    result = subprocess.run([sys.executable, "-m", "edgepose", "infer", "--help"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "--boxes-json" in result.stdout
