@@ -31,7 +31,7 @@ def onnxruntime() -> ModuleType:
     return import_optional("onnxruntime", "ort", "Running ONNX models")
 
 
-def tensorrt(module: str = "tensorrt") -> ModuleType:
+def tensorrt(module: str = "tensorrt", purpose: str = "Running TensorRT engines") -> ModuleType:
     """One of TENSORRT_MODULES, or MissingDependencyError naming the 'trt' extra.
 
     The wheels fail in more ways than ImportError when their shared libraries are
@@ -41,7 +41,6 @@ def tensorrt(module: str = "tensorrt") -> ModuleType:
     """
     if module not in TENSORRT_MODULES:
         raise ValueError(f"unknown TensorRT module {module!r}; expected one of {TENSORRT_MODULES}")
-    purpose = "Running TensorRT engines"
     try:
         loaded = importlib.import_module(module)
     except ImportError:
@@ -77,3 +76,22 @@ def pycuda_driver() -> ModuleType:
     except Exception as exc:  # noqa: BLE001 - a broken libcuda raises its own errors
         _log.debug("importing pycuda.driver failed: %r", exc)
         raise MissingDependencyError("pycuda", "pycuda", "The pycuda CUDA layer") from exc
+
+
+def pycocotools() -> ModuleType:
+    """pycocotools with its `coco` and `cocoeval` modules loaded (COCO keypoint evaluation).
+
+    Its compiled mask extension fails with ValueError, not ImportError, when built
+    against another numpy ABI (the failure xtcocotools' wheels show with numpy 2);
+    that counts as "not installed" too, so the user is told what to reinstall.
+    """
+    purpose = "COCO keypoint evaluation"
+    try:
+        importlib.import_module("pycocotools.coco")
+        importlib.import_module("pycocotools.cocoeval")
+    except ImportError:
+        raise MissingDependencyError("pycocotools", "eval", purpose) from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        _log.debug("importing pycocotools failed: %r", exc)
+        raise MissingDependencyError("pycocotools", "eval", purpose) from exc
+    return importlib.import_module("pycocotools")

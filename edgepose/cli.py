@@ -47,8 +47,7 @@ def _run_export(args: argparse.Namespace) -> int:
     try:
         from export.families import export_model
     except ImportError as exc:
-        raise EdgeposeError(f"'edgepose export' needs the workstation packages ({exc.name} is "
-                            "missing); install them with: pip install 'edgepose[export]'") from None
+        raise _workstation_import("export", "export")(exc) from None
     result = export_model(args.family, args.variant, args.out, checkpoint=args.checkpoint,
                           random_init=args.random_init, keypoints=args.keypoints,
                           opset=args.opset, verify=not args.no_verify)
@@ -61,13 +60,130 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workstation_import(verb: str, extra: str):
+    """Import error from a workstation verb → one line naming the extra to install."""
+    def refuse(exc: ImportError) -> EdgeposeError:
+        return EdgeposeError(f"'edgepose {verb}' needs the workstation packages ({exc.name} is "
+                             f"missing); install them with: pip install 'edgepose[{extra}]'")
+    return refuse
+
+
+def _add_build(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "build", help="ONNX -> TensorRT engine + <engine>.json sidecar (on the target GPU)",
+        description="Build a strongly typed TensorRT engine from an edgepose ONNX file. "
+                    "Precision comes from the graph (FP32, or FP16/INT8 graphs from "
+                    "'edgepose calibrate'), never from builder flags, so the same command "
+                    "works on TensorRT 10.3 (JetPack 6) and 11.x. Run it on the device the "
+                    "engine is for: plans are tied to the GPU and TensorRT version.")
+    parser.add_argument("onnx", type=Path, help="edgepose ONNX file (with its model card)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="engine file to write (.engine or .plan); the sidecar goes to "
+                             "<out>.json")
+    parser.add_argument("--batch", default="1",
+                        help="batch sizes of the optimisation profile, MIN:OPT:MAX, or N for "
+                             "1:N:N; the engine takes any batch in range, tuned for OPT "
+                             "(default 1)")
+    parser.add_argument("--workspace",
+                        help="largest GPU scratch memory a kernel may use, e.g. 2GiB, 512MiB "
+                             "(default: TensorRT's, the whole device memory)")
+    parser.add_argument("--timing-cache", type=Path,
+                        help="layer timing cache: read if present, written back after the "
+                             "build, so rebuilds on the same GPU skip most kernel timing")
+    parser.add_argument("--opt-level", type=int, default=3, choices=range(6), metavar="0-5",
+                        help="builder optimisation level; higher searches longer for faster "
+                             "kernels (default 3)")
+    parser.add_argument("--version-compatible", action="store_true",
+                        help="a plan later TensorRT versions of the same major version can run "
+                             "(embeds the lean runtime; runs on tensorrt_lean)")
+    parser.add_argument("--hardware-compatible", nargs="?", const="ampere_plus",
+                        default="none", choices=["none", "ampere_plus", "same_compute_capability"],
+                        help="a plan other GPUs can run: ampere_plus (any Ampere or newer, the "
+                             "default when given without a value) or same_compute_capability "
+                             "(TensorRT 11 only)")
+    parser.add_argument("--dla-core", type=int,
+                        help="Jetson: build for this DLA core, with GPU fallback for layers "
+                             "the DLA cannot run")
+    parser.add_argument("--verbose", dest="verbose_build", action="store_true",
+                        help="TensorRT's verbose build log instead of warnings only")
+    parser.set_defaults(run=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    try:
+        from export.tensorrt import BuildConfig, build_engine, parse_batch_range, parse_size
+    except ImportError as exc:
+        raise _workstation_import("build", "trt")(exc) from None
+    config = BuildConfig(
+        batch=parse_batch_range(args.batch),
+        workspace=parse_size(args.workspace) if args.workspace else None,
+        timing_cache=args.timing_cache, opt_level=args.opt_level,
+        version_compatible=args.version_compatible,
+        hardware_compatibility=args.hardware_compatible, dla_core=args.dla_core,
+        verbose=args.verbose_build)
+    path = build_engine(args.onnx, args.out, config)
+    print(f"wrote {path} and {path.name}.json (batch {':'.join(map(str, config.batch))})")
+    return 0
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True,
+                        help="model file: .onnx runs on ONNX Runtime (CPU), .engine/.plan on "
+                             "TensorRT (with its .json sidecar from 'edgepose build')")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="TensorRT only: capture one CUDA graph per input shape and replay it")
+    parser.add_argument("--cuda", choices=["auto", "cuda-python", "pycuda"], default="auto",
+                        help="TensorRT only: CUDA binding to use (default auto: cuda-python, "
+                             "else pycuda)")
+
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="COCO keypoint AP/AR of a model on an annotated image set",
+        description="Run the model on every annotated person (ground-truth boxes, or a "
+                    "detections file) and score the results with pycocotools' OKS-based "
+                    "COCO keypoint evaluation.")
+    _add_model_options(parser)
+    parser.add_argument("--annotations", type=Path, required=True,
+                        help="COCO person_keypoints JSON")
+    parser.add_argument("--images", type=Path, required=True,
+                        help="folder holding the images the annotations name")
+    parser.add_argument("--detections", type=Path,
+                        help="COCO detection results JSON to take person boxes from "
+                             "(default: the ground-truth boxes)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="flip test (default: as the model card says)")
+    parser.add_argument("--refine", choices=["none", "shift", "dark"],
+                        help="sub-pixel refinement (default: as the model card says)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--json", type=Path, help="write every metric and the setup here")
+    parser.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from edgepose.evaluate import evaluate_model
+    from edgepose.io import write_json_atomic
+
+    report = evaluate_model(args.model, args.annotations, args.images, flip=args.flip,
+                            refine=args.refine, detections=args.detections, limit=args.limit,
+                            cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
+    print(f"{report.family} {report.variant} ({report.precision}) on {report.backend}: "
+          f"{report.people} people in {report.images} images, {report.wall_time_s:.1f} s")
+    if report.random_init:
+        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
+    print(report.format_table())
+    if args.json:
+        write_json_atomic(args.json, report.to_dict())
+        print(f"  json: {args.json}")
+    return 0
+
+
 def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "infer", help="run a model on one image; write COCO-format JSON and/or a drawing",
         description="Top-down inference: each person box is cropped, run and decoded. "
                     "Without boxes the whole image is one person.")
-    parser.add_argument("--model", type=Path, required=True,
-                        help="model file: .onnx (ONNX Runtime)")
+    _add_model_options(parser)
     parser.add_argument("--image", type=Path, required=True, help="input image")
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help='person boxes in pixels, "x,y,w,h[,score];..."')
@@ -100,7 +216,7 @@ def _run_infer(args: argparse.Namespace) -> int:
         boxes, scores = parse_boxes(args.boxes)
     elif args.boxes_json is not None:
         boxes, scores = read_boxes_json(args.boxes_json)
-    with open_runner(args.model) as runner:
+    with open_runner(args.model, cuda_graph=args.cuda_graph, cuda_impl=args.cuda) as runner:
         pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine)
         poses = pipeline(image, boxes, scores)
         card = runner.card
@@ -132,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Human pose estimation from PyTorch checkpoints to TensorRT engines.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_export, _add_infer):
+    for add in (_add_export, _add_build, _add_infer, _add_eval):
         add(subparsers)
     return parser
 
