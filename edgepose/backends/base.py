@@ -11,6 +11,7 @@ from typing import Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from edgepose._closing import Closeable
 from edgepose.card import ModelCard
 
 
@@ -43,27 +44,5 @@ class Runner(Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
-class RunnerBase:
+class RunnerBase(Closeable):
     """Context-manager plumbing shared by the backends; close() is idempotent."""
-
-    closed = False
-
-    def close(self) -> None:
-        if not self.closed:
-            self._release()
-            self.closed = True
-
-    def _release(self) -> None:  # pragma: no cover - overridden where there is something to free
-        """Free backend resources; called once."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown may have torn down modules
-            pass

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from edgepose._closing import Closeable
 from edgepose.errors import CudaError
 
 
@@ -41,30 +42,12 @@ class DeviceInfo:
         return self.integrated and self.can_map_host_memory
 
 
-class Resource(abc.ABC):
+class Resource(Closeable, abc.ABC):
     """A CUDA object freed by `close()`, once; also on garbage collection, best effort."""
 
-    closed: bool = False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._free()
-
-    def _free(self) -> None:  # pragma: no cover - every resource overrides it
+    @abc.abstractmethod
+    def _release(self) -> None:
         """Release the CUDA object; called once."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - the driver or its module may already be torn down
-            pass
 
 
 class Stream(Resource):
@@ -198,7 +181,7 @@ class Cuda(Resource):
     def synchronize(self) -> None:
         """Block until all work on the device has finished."""
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         """Most implementations own nothing beyond the resources they hand out."""
 
 

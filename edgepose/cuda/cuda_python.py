@@ -50,7 +50,7 @@ class _Stream(Stream):
     def synchronize(self) -> None:
         _call(self._rt, "cudaStreamSynchronize", self.raw)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         _call(self._rt, "cudaStreamDestroy", self.raw)
 
 
@@ -68,7 +68,7 @@ class _Event(Event):
     def elapsed_ms(self, start: Event) -> float:
         return float(_call(self._rt, "cudaEventElapsedTime", start.raw, self.raw))
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         _call(self._rt, "cudaEventDestroy", self.raw)
 
 
@@ -88,7 +88,7 @@ class _HostBuffer(HostBuffer):
         self.array = np.frombuffer((ctypes.c_ubyte * self.nbytes).from_address(self.ptr),
                                    dtype=np.uint8)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         self.array = np.empty(0, np.uint8)
         _call(self._rt, "cudaFreeHost", self.ptr)
 
@@ -99,7 +99,7 @@ class _DeviceBuffer(DeviceBuffer):
         self.nbytes = checked_nbytes(nbytes, "device buffer")
         self.ptr = int(_call(rt, "cudaMalloc", self.nbytes))
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         _call(self._rt, "cudaFree", self.ptr)
 
 
@@ -116,7 +116,7 @@ class _Graph(Graph):
     def launch(self, stream: Stream) -> None:
         _call(self._rt, "cudaGraphLaunch", self._exec, stream.raw)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         try:
             _call(self._rt, "cudaGraphExecDestroy", self._exec)
         finally:

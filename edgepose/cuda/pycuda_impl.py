@@ -104,7 +104,7 @@ class _Stream(Stream):
     def synchronize(self) -> None:
         _call(self._drv, "Stream.synchronize", self.raw.synchronize)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         self.raw = None  # pycuda destroys the stream when its object goes
 
 
@@ -123,7 +123,7 @@ class _Event(Event):
         # pycuda: end.time_since(start) is the time from start to end in milliseconds.
         return float(_call(self._drv, "Event.time_since", self.raw.time_since, start.raw))
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         self.raw = None
 
 
@@ -139,7 +139,7 @@ class _HostBuffer(HostBuffer):
                                      self.array.base.get_device_pointer))
                            if mapped else None)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         allocation = self.array.base
         self.array = np.empty(0, np.uint8)
         _call(self._drv, "HostAllocation.free", allocation.free)
@@ -152,7 +152,7 @@ class _DeviceBuffer(DeviceBuffer):
         self._allocation = _call(drv, "mem_alloc", drv.mem_alloc, self.nbytes)
         self.ptr = int(self._allocation)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         _call(self._drv, "DeviceAllocation.free", self._allocation.free)
 
 
@@ -170,7 +170,7 @@ class _Graph(Graph):
     def launch(self, stream: Stream) -> None:
         self._driver.launch(self._exec, stream.handle)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         self._driver.destroy(self._graph, self._exec)
 
 
@@ -271,7 +271,7 @@ class PyCuda(Cuda):
         self._ensure_context()
         _call(self._drv, "Context.synchronize", self._drv.Context.synchronize)
 
-    def _free(self) -> None:
+    def _release(self) -> None:
         if self._context is not None:
             context, self._context = self._context, None
             # Detaching a current context pops it too (pycuda's context::detach).

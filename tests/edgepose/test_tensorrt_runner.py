@@ -110,7 +110,7 @@ class FakeCuda(Cuda):
     def synchronize(self):
         self.calls.append(("sync", "device"))
 
-    def _free(self):
+    def _release(self):
         self.frees += 1
 
     def count(self, name):
@@ -126,7 +126,7 @@ class FakeStream(Stream):
     def synchronize(self):
         self.cuda.calls.append(("sync", "stream"))
 
-    def _free(self):
+    def _release(self):
         self.frees += 1
 
 
@@ -146,7 +146,7 @@ class FakeEvent(Event):
     def elapsed_ms(self, start):
         return self.time - start.time
 
-    def _free(self):
+    def _release(self):
         self.frees += 1
 
 
@@ -160,7 +160,7 @@ class FakeHostBuffer(HostBuffer):
         self.device_ptr = cuda._pointer(self.array) if mapped else None
         self.frees = 0
 
-    def _free(self):
+    def _release(self):
         self.frees += 1
 
 
@@ -170,7 +170,7 @@ class FakeDeviceBuffer(DeviceBuffer):
         self.ptr = cuda._pointer(np.zeros(nbytes, np.uint8))
         self.frees = 0
 
-    def _free(self):
+    def _release(self):
         self.frees += 1
 
 
@@ -185,7 +185,7 @@ class FakeGraph(Graph):
         for item in self.work:
             item()
 
-    def _free(self):
+    def _release(self):
         self.frees += 1
 
 
