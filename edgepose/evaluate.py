@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 import time
@@ -27,7 +26,7 @@ import numpy as np
 from edgepose import _optional
 from edgepose.backends import open_runner
 from edgepose.errors import InputError
-from edgepose.io import read_image
+from edgepose.io import read_image, read_json
 from edgepose.keypoints import COCO17, MPII16, get_keypoint_set
 from edgepose.pipeline import TopDownPipeline
 
@@ -109,13 +108,7 @@ def read_coco_keypoints(path: str | Path) -> dict[str, Any]:
 
 
 def _load_coco_keypoints(path: str | Path) -> tuple[dict[str, Any], int | None]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"annotation file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"annotation file {str(path)!r} is not valid JSON: {exc}") from None
+    data = read_json(path, "annotation file")
     return data, check_coco_keypoints(data, source=repr(str(path)))
 
 
@@ -184,13 +177,7 @@ def check_coco_keypoints(data: Any, source: str = "(in memory)") -> int | None:
 
 def _read_results(results: Sequence[Mapping[str, Any]] | str | Path) -> list[Any]:
     if isinstance(results, (str, Path)):
-        path = Path(results)
-        if not path.is_file():
-            raise InputError(f"results file {str(path)!r} does not exist")
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"results file {str(path)!r} is not valid JSON: {exc}") from None
+        results = read_json(results, "results file")
     if not isinstance(results, (list, tuple)):
         raise InputError(f"results: expected a list of COCO keypoint results, got "
                          f"{type(results).__name__}")
@@ -506,13 +493,7 @@ def _ground_truth_people(dataset: Mapping[str, Any]) -> dict[int, list[Mapping[s
 def _read_detections(path: str | Path, image_ids: set[int],
                      threshold: float) -> dict[int, tuple[list[list[float]], list[float]]]:
     """Person boxes and scores per image from COCO detection results (a JSON list)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"detections file {str(path)!r} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"detections file {str(path)!r} is not valid JSON: {exc}") from None
+    data = read_json(path, "detections file")
     if not isinstance(data, list):
         raise InputError(f"detections file {str(path)!r} must hold a JSON list of COCO "
                          'detection results {"image_id", "category_id", "bbox", "score"}')

@@ -35,10 +35,18 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        # mkstemp makes the file private (0600); the result gets the usual permissions.
+        os.chmod(temporary_path, 0o666 & ~_umask())
         os.replace(temporary_path, destination)
     finally:
         if temporary_path.exists():
             temporary_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(destination: str | Path, data: bytes) -> Path:
@@ -91,15 +99,20 @@ def parse_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
     return array[:, :4], array[:, 4]
 
 
-def read_boxes_json(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes from a JSON file: [[x,y,w,h], …] or COCO detections [{"bbox": […], "score": s}, …]."""
+def read_json(path: str | Path, what: str) -> Any:
+    """Parsed JSON of `path`; InputError naming `what` ("annotation file", …) when missing or bad."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"boxes file {str(path)!r} does not exist")
+        raise InputError(f"{what} {str(path)!r} does not exist")
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"boxes file {str(path)!r} is not valid JSON: {exc}") from None
+        raise InputError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+
+
+def read_boxes_json(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes from a JSON file: [[x,y,w,h], …] or COCO detections [{"bbox": […], "score": s}, …]."""
+    data = read_json(path, "boxes file")
     if not isinstance(data, list):
         raise InputError(f"boxes file {str(path)!r} must hold a JSON list of boxes")
     boxes, scores = [], []

@@ -27,6 +27,19 @@ def test_atomic_path_replaces_on_success(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        target = write_json_atomic(tmp_path / "out.json", {})
+    finally:
+        os.umask(mask)
+    # A temp-file-and-rename write must not leave the file private to its owner.
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
 def test_atomic_path_needs_an_existing_folder(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         write_json_atomic(tmp_path / "missing" / "out.json", {})
