@@ -7,11 +7,10 @@ STAMP := $(VENV)/.edgepose-installed
 # torch is pinned: an unpinned torch pulls several GB of CUDA packages, while
 # 2.13.0 resolves to a local CPU wheel on the project's machines.
 TORCH := torch==2.13.0
-OUT := out/demo
-DEMO_IMAGE := assets/demo/two_people.png
-DEMO_BOXES := 40,20,150,330;250,30,150,320
+DEMO_CHECKPOINT := assets/models/hrnet_w8_128x96_synthetic.pth
+TRAIN_DATA := .cache/synthetic/train
 
-.PHONY: demo test test-all clean
+.PHONY: demo test test-all demo-checkpoint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,10 +20,13 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	mkdir -p $(OUT)
-	$(PY) -m edgepose export hrnet --variant w8_128x96 --random-init --out $(OUT)/hrnet_w8_128x96.onnx
-	$(PY) -m edgepose infer --model $(OUT)/hrnet_w8_128x96.onnx --image $(DEMO_IMAGE) \
-		--boxes "$(DEMO_BOXES)" --json $(OUT)/poses.json --draw $(OUT)/poses.png
+	$(PY) tools/demo.py --out out/demo
+
+# Reproduces the shipped demo checkpoint (about 25 minutes on 2 CPU cores).
+demo-checkpoint: $(STAMP)
+	$(PY) -m calib.synthetic --out $(TRAIN_DATA) --count 4000 --seed 1 --quiet
+	$(PY) -m export.train --annotations $(TRAIN_DATA)/person_keypoints.json \
+		--images $(TRAIN_DATA)/images --steps 1200 --out $(DEMO_CHECKPOINT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,0 +1,60 @@
+"""The demo trainer: its targets must agree with the runtime's decoder, and its output must load."""
+
+import numpy as np
+import pytest
+import torch
+
+from calib.synthetic import SyntheticConfig, write_coco_dataset
+from edgepose.decode.topdown import TopDownDecoder
+from edgepose.preprocess import box_to_center_scale
+from export.checkpoints import load_checkpoint_into
+from export.models.hrnet import build_hrnet, parse_hrnet_variant
+from export.train import CropDataset, TrainConfig, gaussian_targets, load_people, train
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    annotations = write_coco_dataset(folder, 6, SyntheticConfig(seed=5), workers=1,
+                                     progress=False)
+    return annotations, folder / "images"
+
+
+def test_gaussian_targets_peak_on_the_joint():
+    joints = np.array([[3.0, 5.0], [10.0, 2.0], [7.0, 7.0]])
+    maps = gaussian_targets(joints, np.array([1.0, 1.0, 0.0]), (12, 9), sigma=1.0)
+    assert maps.shape == (3, 9, 12)
+    for k in range(2):
+        y, x = np.unravel_index(np.argmax(maps[k]), maps[k].shape)
+        assert (x, y) == tuple(joints[k].astype(int))
+        assert maps[k].max() == pytest.approx(1.0)
+    assert not maps[2].any()  # an invisible joint teaches "nothing here"
+
+
+def test_unaugmented_targets_decode_back_to_the_annotations(tiny_set):
+    annotations, images = tiny_set
+    people = load_people(annotations, images)
+    dataset = CropDataset(people, TrainConfig(), train=False)
+    decoder = TopDownDecoder(refine="dark")
+    for index in range(min(5, len(people))):
+        _, targets, weights = dataset[index]
+        person = people[index]
+        center, scale = box_to_center_scale(person.box[None], 96 / 128)
+        xy, _ = decoder.decode(targets.numpy()[None], center, scale)
+        labelled = weights.numpy() > 0
+        # The runtime's decoder must put each target peak back on its keypoint: the
+        # trainer and the runtime share one crop convention. DARK on an exact Gaussian
+        # is sub-pixel; a heatmap pixel is about scale*200/24 image pixels.
+        error = np.abs(xy[0][labelled] - person.keypoints[labelled, :2]).max()
+        assert error < 0.5, (index, error)
+
+
+def test_training_writes_a_strictly_loadable_float16_checkpoint(tiny_set, tmp_path):
+    annotations, images = tiny_set
+    out = tmp_path / "demo.pth"
+    record = train(annotations, images, out, TrainConfig(steps=2, batch_size=2))
+    assert record["steps"] == 2 and out.with_suffix(".json").is_file()
+    state = torch.load(out, weights_only=True)
+    assert state["final_layer.weight"].dtype == torch.float16
+    model = build_hrnet(parse_hrnet_variant("w8_128x96"), 17)
+    assert load_checkpoint_into(model, out) == "official"

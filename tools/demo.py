@@ -1,0 +1,138 @@
+"""`make demo`: the main job on the shipped default, end to end, without the network.
+
+checkpoint → ONNX (verified against PyTorch) → poses drawn on the shipped images →
+COCO AP on a synthetic validation split, on TensorRT when a GPU and TensorRT are
+present and on ONNX Runtime otherwise (the summary says which, and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "assets/models/hrnet_w8_128x96_synthetic.pth"
+VARIANT = "w8_128x96"
+SHIPPED = ROOT / "assets/demo/people"
+DEMO_IMAGES = ("000001.jpg", "000002.jpg")
+# The validation split: a seed the demo checkpoint never trained on (it trained on seed 1).
+VALIDATION_SEED, VALIDATION_IMAGES = 2, 300
+
+
+def _step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _tensorrt_status() -> str | None:
+    """None when engines can be built and run here, else why not."""
+    try:
+        from edgepose import _optional
+        from edgepose.cuda import get_cuda
+
+        _optional.tensorrt("tensorrt")
+        get_cuda().require_device()
+    except Exception as exc:  # noqa: BLE001 - any reason means: fall back to ONNX Runtime
+        return str(exc).splitlines()[0]
+    return None
+
+
+def _boxes_by_image(annotations: Path) -> dict[str, list[list[float]]]:
+    data = json.loads(annotations.read_text())
+    names = {image["id"]: image["file_name"] for image in data["images"]}
+    boxes: dict[str, list[list[float]]] = {}
+    for ann in data["annotations"]:
+        if ann.get("num_keypoints", 0) > 0 and not ann.get("iscrowd", 0):
+            boxes.setdefault(names[ann["image_id"]], []).append(ann["bbox"])
+    return boxes
+
+
+def run(out: Path) -> int:
+    import numpy as np
+
+    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from edgepose.backends import open_runner
+    from edgepose.draw import draw_poses
+    from edgepose.evaluate import evaluate_model
+    from edgepose.io import read_image, write_image_atomic, write_json_atomic
+    from edgepose.pipeline import TopDownPipeline
+    from export.families import export_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    _step(f"export: {CHECKPOINT.relative_to(ROOT)} -> ONNX")
+    onnx_path = out / f"hrnet_{VARIANT}.onnx"
+    result = export_model("hrnet", VARIANT, onnx_path, checkpoint=CHECKPOINT)
+    print(f"wrote {onnx_path.relative_to(ROOT)} ({result.layout} layout)")
+    for check in result.verification:
+        print(f"  ONNX Runtime vs PyTorch, {check}")
+
+    reason = _tensorrt_status()
+    models = {"fp32 onnx": onnx_path}
+    if reason is None:
+        from export.tensorrt import BuildConfig, build_engine
+
+        _step("build: TensorRT engine")
+        engine = build_engine(onnx_path, out / f"hrnet_{VARIANT}.engine", BuildConfig(batch=(1, 4, 8)))
+        models["fp32 engine"] = engine
+        print(f"wrote {engine.relative_to(ROOT)}")
+    else:
+        print(f"\nTensorRT engines skipped: {reason}\nRunning on ONNX Runtime (CPU) instead.")
+    model_for_images = list(models.values())[-1]
+
+    _step("infer: shipped images")
+    boxes = _boxes_by_image(SHIPPED / "person_keypoints.json")
+    with open_runner(model_for_images) as runner:
+        pipeline = TopDownPipeline(runner)
+        for name in DEMO_IMAGES:
+            image = read_image(SHIPPED / "images" / name)
+            poses = pipeline(image, np.asarray(boxes[name], np.float32))
+            stem = Path(name).stem
+            write_json_atomic(out / f"{stem}.poses.json", poses.to_coco_results(image_id=0))
+            write_image_atomic(out / f"{stem}.poses.png", draw_poses(image, poses))
+            print(f"{name}: {len(poses)} people -> {stem}.poses.png, {stem}.poses.json")
+
+    _step(f"eval: synthetic validation split ({VALIDATION_IMAGES} images, seed {VALIDATION_SEED})")
+    validation = out / "val"
+    annotations = write_coco_dataset(validation, VALIDATION_IMAGES,
+                                     SyntheticConfig(seed=VALIDATION_SEED), progress=False)
+    rows = []
+    for label, model in models.items():
+        report = evaluate_model(model, annotations, validation / "images", progress=False)
+        write_json_atomic(out / f"eval_{label.replace(' ', '_')}.json", report.to_dict())
+        rows.append((label, report))
+
+    _step("summary")
+    print(f"{'model':<14}{'backend':<40}{'AP':>7}{'AP50':>7}{'AP75':>7}{'AR':>7}"
+          f"{'ms/image':>10}")
+    for label, report in rows:
+        metrics = report.metrics
+        per_image = 1000 * report.wall_time_s / max(report.images, 1)
+        print(f"{label:<14}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
+              f"{metrics['AP75']:>7.3f}{metrics['AR']:>7.3f}{per_image:>10.1f}")
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs in "
+          f"{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "out/demo",
+                        help="output folder (default out/demo)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    from edgepose.errors import EdgeposeError
+
+    try:
+        return run(args.out.resolve())
+    except EdgeposeError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
