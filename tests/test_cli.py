@@ -129,3 +129,40 @@ def test_help_explains_every_option():
     result = subprocess.run([sys.executable, "-m", "edgepose", "infer", "--help"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0 and "--boxes-json" in result.stdout
+
+
+def test_eval_prints_the_ap_table_and_writes_json(exported_hrnet, tmp_path, capsys):
+    from calib.synthetic import SyntheticConfig, write_coco_dataset
+
+    annotations = write_coco_dataset(tmp_path / "val", 3, SyntheticConfig(seed=9), workers=1,
+                                     progress=False)
+    out = tmp_path / "ap.json"
+    assert main(["eval", "--model", str(exported_hrnet), "--annotations", str(annotations),
+                 "--images", str(tmp_path / "val" / "images"), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "AP50" in printed and "onnxruntime" in printed and RANDOM_WEIGHTS_BANNER in printed
+    report = json.loads(out.read_text())
+    assert 0.0 <= report["metrics"]["AP"] <= 1.0 and report["images"] == 3
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch", "8:4:2"], "batch"),            # min > max: refused before TensorRT is needed
+    (["--workspace", "lots"], "lots"),           # unparseable size
+    ([], "edgepose[trt]"),                      # TensorRT absent here: names the extra
+])
+def test_build_errors_are_one_line(exported_hrnet, tmp_path, capsys, extra, message):
+    if not extra:
+        from edgepose import _optional
+        from edgepose.errors import MissingDependencyError
+
+        try:
+            _optional.tensorrt("tensorrt")
+        except MissingDependencyError:
+            pass
+        else:
+            pytest.skip("TensorRT is installed here, so the build would run")
+    code = main(["build", str(exported_hrnet), "--out", str(tmp_path / "m.engine"), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("edgepose: error:") and message in err
+    assert len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing half-written
