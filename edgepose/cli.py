@@ -178,6 +178,83 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_profile(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="latency per stage, per batch size, per model, side by side",
+        description="Time the top-down chain stage by stage (preprocess, host->device, "
+                    "inference, device->host, decode, end to end): CUDA events on a GPU, "
+                    "perf_counter on the CPU. Several models run in one process and one "
+                    "table, with ratios to the first, so comparisons share the machine and "
+                    "the moment.")
+    parser.add_argument("models", nargs="+", type=Path, metavar="MODEL",
+                        help="ONNX files (ONNX Runtime, CPU) or TensorRT engines (.engine/.plan "
+                             "with their .json sidecar); the first is the reference for the "
+                             "ratio column")
+    parser.add_argument("--batch", default=None,
+                        help="batch sizes (people per call) to time, in order, e.g. 1,2,4,8 "
+                             "(default 1); not with --video")
+    parser.add_argument("--warmup", type=int,
+                        help="calls before timing, per batch size (per model with --video); the "
+                             "first is reported alone as the first-call latency (default 50; "
+                             "10 with --video)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=int,
+                        help="timed calls per batch size (default 500); with --video, the most "
+                             "frames to time (default: the whole video)")
+    length.add_argument("--duration",
+                        help="time each batch size for this long instead of --iters, e.g. 10s, "
+                             "500ms, 2m (with --video: each model)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--image", type=Path,
+                        help="frame to crop people from (default: a seeded 1280x720 noise "
+                             "frame)")
+    source.add_argument("--video", type=Path,
+                        help="time the full chain frame by frame over this video, decoding "
+                             "included, instead of batch sweeps")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes",
+                       help='person boxes in pixels, "x,y,w,h;...": with --image they fill each '
+                            "batch in order, repeating; with --video the same boxes on every "
+                            "frame (default: boxes on a grid / the whole frame)")
+    boxes.add_argument("--boxes-json", type=Path,
+                       help="with --video: per-frame boxes, a JSON list holding one list of "
+                            '[x,y,w,h] or {"bbox": ...} per frame; the run stops where the '
+                            "list ends")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="engines: capture and replay a CUDA graph per batch size")
+    parser.add_argument("--layers", action="store_true",
+                        help="engines: per-layer times from TensorRT's profiler (50 calls at "
+                             "the first batch size, on a separate runner); top 15 printed")
+    parser.add_argument("--json", type=Path, help="write every figure and the environment here")
+    parser.add_argument("--plot", type=Path,
+                        help="write a PNG: latency per batch size and a latency histogram")
+    parser.set_defaults(run=_run_profile)
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    from edgepose.io import parse_boxes
+    from edgepose.profile import (parse_batch_sizes, parse_duration, profile_models,
+                                  write_plot, write_report_json)
+
+    boxes = args.boxes_json
+    if args.boxes is not None:
+        boxes = parse_boxes(args.boxes)[0]
+    report = profile_models(
+        args.models, batch_sizes=parse_batch_sizes(args.batch) if args.batch else None,
+        warmup=args.warmup, iters=args.iters,
+        duration_s=parse_duration(args.duration) if args.duration else None,
+        image=args.image, video=args.video, boxes=boxes, cuda_graph=args.cuda_graph,
+        layers=args.layers, progress=sys.stderr.isatty())
+    print(report.format_table())
+    if args.json:
+        write_report_json(report, args.json)
+        print(f"  json: {args.json}")
+    if args.plot:
+        write_plot(report, args.plot)
+        print(f"  plot: {args.plot}")
+    return 0
+
+
 def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "infer", help="run a model on one image; write COCO-format JSON and/or a drawing",
@@ -248,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Human pose estimation from PyTorch checkpoints to TensorRT engines.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_export, _add_build, _add_infer, _add_eval):
+    for add in (_add_export, _add_build, _add_infer, _add_eval, _add_profile):
         add(subparsers)
     return parser
 

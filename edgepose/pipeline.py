@@ -62,6 +62,9 @@ class TopDownPipeline:
         self.input_size = (spec.width, spec.height)
         self.chunk = runner.max_batch or DEFAULT_CHUNK
         self._crops = np.empty((self.chunk, spec.height, spec.width, 3), np.uint8)
+        tensor_shape = ((3, spec.height, spec.width) if spec.layout == "NCHW"
+                        else (spec.height, spec.width, 3))
+        self._tensor = np.empty((self.chunk, *tensor_shape), np.float32)
         # Mirroring the input means reversing its width axis, wherever the layout puts it.
         self._width_axis = 3 if spec.layout == "NCHW" else 2
 
@@ -77,6 +80,11 @@ class TopDownPipeline:
             boxes = np.array([[0.0, 0.0, width, height]], np.float32)
         boxes = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), width, height)
         people = boxes.shape[0]
+        if people == 0:
+            count = self.keypoint_set.num_keypoints
+            return Poses(xy=np.zeros((0, count, 2)), scores=np.zeros((0, count)),
+                         person_scores=np.zeros(0), keypoint_set=self.keypoint_set.name,
+                         boxes=np.zeros((0, 4)))
         box_scores = (np.ones(people, np.float32) if box_scores is None
                       else np.asarray(box_scores, np.float32).reshape(-1))
         if box_scores.shape != (people,):
@@ -96,7 +104,7 @@ class TopDownPipeline:
                            border_value=self.card.input.pad_value)
         spec = self.card.input
         tensor = normalize_to_tensor(crops, spec.mean, spec.std, color=spec.color,
-                                     layout=spec.layout)
+                                     layout=spec.layout, out=self._tensor[:count])
         heatmaps = self._infer(tensor)
         if self.flip_test:
             mirrored = np.ascontiguousarray(np.flip(tensor, axis=self._width_axis))

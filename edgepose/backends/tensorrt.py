@@ -441,6 +441,22 @@ class TensorRTRunner(RunnerBase):
         return int(self._engine.device_memory_size_v2)
 
     @property
+    def buffer_bytes(self) -> tuple[int, int]:
+        """(device, pinned host) bytes of the planned I/O buffers.
+
+        Zero-copy (Jetson): the mapped host buffers are the device's memory too.
+        """
+        host = sum(int(b.plan.nbytes) for b in self._bindings)
+        device = host if self.zero_copy else sum(int(b.plan.nbytes) for b in self._bindings
+                                                 if b.device is not None)
+        return device, host
+
+    @property
+    def execution_context(self) -> Any:
+        """The TensorRT IExecutionContext, for attaching an IProfiler (per-layer times)."""
+        return self._context
+
+    @property
     def graph_shapes(self) -> tuple[tuple[Shape, ...], ...]:
         """Input shapes with a captured CUDA graph."""
         return tuple(k for k, s in self._shapes.items() if s.graph is not None)

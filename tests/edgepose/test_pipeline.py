@@ -85,6 +85,12 @@ def test_no_boxes_means_the_whole_image():
     assert np.abs(poses.xy[0] - [150, 100]).max() <= 4 + 1.5 * 320 / WIDTH * 1.25
 
 
+def test_a_frame_without_people_gives_empty_poses():
+    runner = DotRunner(_card())
+    poses = TopDownPipeline(runner)(_image_with_dot(50, 50), np.zeros((0, 4), np.float32))
+    assert len(poses) == 0 and poses.xy.shape == (0, K, 2) and runner.batches == []
+
+
 def test_flip_test_runs_both_crops_and_stays_on_target():
     runner = DotRunner(_card())
     poses = TopDownPipeline(runner, flip_test=True)(_image_with_dot(130, 100),
