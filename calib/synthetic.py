@@ -58,7 +58,7 @@ import numpy as np
 
 from edgepose.errors import EdgeposeError, InputError
 from edgepose.io import write_bytes_atomic, write_json_atomic
-from edgepose.keypoints import COCO17, KeypointSet
+from edgepose.keypoints import COCO17, COCO18, KeypointSet
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +72,6 @@ L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 11, 12, 13, 14, 15, 16
 # OpenPose's COCO-18 layout (Nose, Neck, RSho, RElb, RWri, LSho, LElb, LWri, RHip,
 # RKnee, RAnk, LHip, LKnee, LAnk, REye, LEye, REar, LEar). Kept here until the
 # OpenPose issue moves it into edgepose.keypoints.
-COCO18 = KeypointSet(
-    name="coco18",
-    names=(
-        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
-        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
-        "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye",
-        "left_eye", "right_ear", "left_ear",
-    ),
-    # OpenPose's 19 part-affinity limbs (CMU limbSeq, converted to 0-based), in order.
-    skeleton=(
-        (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
-        (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-        (2, 16), (5, 17),
-    ),
-    flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
-)
 # COCO-18 keypoint k comes from COCO-17 keypoint COCO18_FROM_COCO17[k]; -1 is the neck,
 # the midpoint of the two shoulders.
 COCO18_FROM_COCO17 = (0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)

@@ -22,6 +22,8 @@ class KeypointSet:
     skeleton: pairs (i, j) of keypoint indices joined when drawing.
     flip_pairs: pairs (i, j) that swap under a horizontal mirror.
     sigmas: K per-keypoint OKS constants, or None where the set has none.
+    paf_channels: for part-affinity-field models, the (x, y) channel indices of
+        skeleton[i]'s field in the network's PAF output, or None.
     """
 
     name: str
@@ -29,6 +31,7 @@ class KeypointSet:
     skeleton: tuple[tuple[int, int], ...]
     flip_pairs: tuple[tuple[int, int], ...]
     sigmas: tuple[float, ...] | None = None
+    paf_channels: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         count = len(self.names)
@@ -48,6 +51,11 @@ class KeypointSet:
             raise ValueError(
                 f"keypoint set {self.name!r}: {len(self.sigmas)} sigmas for {count} keypoints"
             )
+        if self.paf_channels is not None:
+            channels = [c for pair in self.paf_channels for c in pair]
+            if len(self.paf_channels) != len(self.skeleton) or len(set(channels)) != len(channels):
+                raise ValueError(f"keypoint set {self.name!r}: paf_channels must give two "
+                                 "distinct channels for each skeleton limb")
 
     @property
     def num_keypoints(self) -> int:
@@ -102,7 +110,31 @@ MPII16 = KeypointSet(
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
 )
 
-KEYPOINT_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16)}
+# OpenPose's COCO layout: COCO-17 plus a neck, in CMU's order.
+COCO18 = KeypointSet(
+    name="coco18",
+    names=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
+        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
+        "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye",
+        "left_eye", "right_ear", "left_ear",
+    ),
+    # CMU's limbSeq (1-based in the source), in the order the PAF decoder scores limbs.
+    skeleton=_from_one_based([
+        (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11),
+        (2, 12), (12, 13), (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18),
+        (3, 17), (6, 18),
+    ]),
+    flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
+    # CMU's mapIdx minus 19 (the heatmap channels come first in its concatenated output).
+    paf_channels=tuple((x - 19, y - 19) for x, y in (
+        (31, 32), (39, 40), (33, 34), (35, 36), (41, 42), (43, 44), (19, 20), (21, 22),
+        (23, 24), (25, 26), (27, 28), (29, 30), (47, 48), (49, 50), (53, 54), (51, 52),
+        (55, 56), (37, 38), (45, 46),
+    )),
+)
+
+KEYPOINT_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16, COCO18)}
 
 
 def get_keypoint_set(name: str) -> KeypointSet:

@@ -48,3 +48,12 @@ def test_bad_keypoint_sets_are_refused(kwargs, reason):
 def test_unknown_set_names_the_known_ones():
     with pytest.raises(InputError, match="coco17"):
         get_keypoint_set("coco99")
+
+
+def test_coco18_limbs_and_fields_follow_cmu():
+    from edgepose.keypoints import COCO18
+
+    assert COCO18.num_keypoints == 18 and len(COCO18.skeleton) == 19
+    # CMU limb 1 is [2,3] (neck → right shoulder), its field mapIdx [31,32] → channels 12, 13.
+    assert COCO18.skeleton[0] == (1, 2) and COCO18.paf_channels[0] == (12, 13)
+    assert sorted(c for pair in COCO18.paf_channels for c in pair) == list(range(38))
