@@ -25,17 +25,21 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         description="Load an official checkpoint strictly, export it to ONNX with a dynamic "
                     "batch axis and the edgepose model card embedded, then check the ONNX "
                     "output against PyTorch with ONNX Runtime.")
-    parser.add_argument("family", choices=["hrnet"], help="model family")
+    parser.add_argument("family", choices=["hrnet", "openpose"], help="model family")
     parser.add_argument("--variant", required=True,
-                        help="architecture and input size, e.g. w32_256x192, w48_384x288, "
-                             "w8_128x96 (HRNet: w{width}_{height}x{width})")
+                        help="HRNet: w{width}_{height}x{width}, e.g. w32_256x192, w48_384x288, "
+                             "w8_128x96; OpenPose: coco18 or body25")
     parser.add_argument("--checkpoint", type=Path,
-                        help="official or mmpose .pth file; loaded with weights_only=True")
+                        help="official or mmpose .pth (loaded with weights_only=True), or CMU's "
+                             "OpenPose .caffemodel (read without Caffe)")
+    parser.add_argument("--input-size", metavar="HxW",
+                        help="network input HEIGHTxWIDTH, multiples of 8, for families whose "
+                             "variant does not fix it (OpenPose; default 368x656)")
     parser.add_argument("--random-init", action="store_true",
                         help="export untrained random weights (toolchain tests only)")
     parser.add_argument("--keypoints",
-                        help="keypoint set (coco17, mpii16); default: from the checkpoint's "
-                             "number of output channels")
+                        help="keypoint set (coco17, mpii16, coco18, body25); default: from the "
+                             "checkpoint's number of output channels")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime vs PyTorch comparison")
@@ -45,12 +49,13 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     try:
-        from export.families import export_model
+        from export.families import export_model, parse_input_size
     except ImportError as exc:
         raise _workstation_import("export", "export")(exc) from None
+    input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     result = export_model(args.family, args.variant, args.out, checkpoint=args.checkpoint,
                           random_init=args.random_init, keypoints=args.keypoints,
-                          opset=args.opset, verify=not args.no_verify)
+                          input_size=input_size, opset=args.opset, verify=not args.no_verify)
     print(f"wrote {result.path} ({result.card.family} {result.card.variant}, "
           f"{result.card.keypoints}, weights: {result.layout})")
     for check in result.verification:

@@ -134,7 +134,37 @@ COCO18 = KeypointSet(
     )),
 )
 
-KEYPOINT_SETS: dict[str, KeypointSet] = {s.name: s for s in (COCO17, MPII16, COCO18)}
+# OpenPose's BODY_25: COCO-18's body plus a mid-hip and six foot points, in CMU's
+# order (poseParameters.cpp POSE_BODY_25_BODY_PARTS; the heatmaps add a background).
+BODY25 = KeypointSet(
+    name="body25",
+    names=(
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
+        "left_shoulder", "left_elbow", "left_wrist", "mid_hip", "right_hip",
+        "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
+        "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+    ),
+    # CMU's POSE_BODY_PART_PAIRS for BODY_25 (0-based in the source), in its scoring order;
+    # the 19th and 20th (ear-shoulder) are the redundant pairs its renderer leaves out.
+    skeleton=(
+        (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11),
+        (8, 12), (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18),
+        (2, 17), (5, 18), (14, 19), (19, 20), (14, 21), (11, 22), (22, 23), (11, 24),
+    ),
+    flip_pairs=((2, 5), (3, 6), (4, 7), (9, 12), (10, 13), (11, 14), (15, 16), (17, 18),
+                (19, 22), (20, 23), (21, 24)),
+    # CMU's POSE_MAP_INDEX for BODY_25: channels within the 52-channel PAF output.
+    paf_channels=(
+        (0, 1), (14, 15), (22, 23), (16, 17), (18, 19), (24, 25), (26, 27), (6, 7), (2, 3),
+        (4, 5), (8, 9), (10, 11), (12, 13), (30, 31), (32, 33), (36, 37), (34, 35), (38, 39),
+        (20, 21), (28, 29), (40, 41), (42, 43), (44, 45), (46, 47), (48, 49), (50, 51),
+    ),
+)
+
+KEYPOINT_SETS: dict[str, KeypointSet] = {
+    s.name: s for s in (COCO17, MPII16, COCO18, BODY25)
+}
 
 
 def get_keypoint_set(name: str) -> KeypointSet:

@@ -7,6 +7,7 @@ stride, decoder), never from defaults in the runtime.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,17 +16,26 @@ import torch
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
 from edgepose.errors import CheckpointError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
+from export.caffe import read_caffemodel
 from export.checkpoints import load_strict, read_checkpoint, remap_to_model, sha256_of_file
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
+from export.models.openpose import STRIDE as OPENPOSE_STRIDE
+from export.models.openpose import OpenPoseVariant, build_openpose, parse_openpose_variant
 from export.onnx import DEFAULT_OPSET, VerificationResult, export_onnx, verify_onnx
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("hrnet",)
+FAMILIES = ("hrnet", "openpose")
 # ImageNet statistics in 0-255 units, RGB order: HRNet's 0-1 normalisation × 255.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 HRNET_STRIDE = 4
+# OpenPose: BGR, value/256 - 0.5, padded bottom/right with 128 (CMU and the Python port).
+OPENPOSE_MEAN = (128.0, 128.0, 128.0)
+OPENPOSE_STD = (256.0, 256.0, 256.0)
+OPENPOSE_PAD_VALUE = 128.0
+# CMU's classic --net_resolution 656x368: height 368 (the training size), 16:9 width.
+OPENPOSE_INPUT_SIZE = (368, 656)
 
 
 @dataclass(frozen=True)
@@ -112,17 +122,114 @@ def prepare_hrnet(variant: str, checkpoint: str | Path | None, *,
     return PreparedModel(model, card, layout)
 
 
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'368x656' -> (368, 656): height first, as in HRNet variant names."""
+    match = re.fullmatch(r"([0-9]+)x([0-9]+)", text)
+    if match is None:
+        raise InputError(f"input size {text!r} is malformed; expected HEIGHTxWIDTH in pixels, "
+                         f"e.g. 368x656")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _check_openpose_input(size: tuple[int, int]) -> tuple[int, int]:
+    if (len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
+                              or v % OPENPOSE_STRIDE for v in size)):
+        raise InputError(f"OpenPose input size {size!r} must be two positive multiples of "
+                         f"{OPENPOSE_STRIDE} (height, width), e.g. (368, 656)")
+    return int(size[0]), int(size[1])
+
+
+def openpose_card(variant: OpenPoseVariant, input_size: tuple[int, int], source: dict, *,
+                  relu_on_final_heatmaps: bool = False) -> ModelCard:
+    height, width = _check_openpose_input(input_size)
+    return ModelCard(
+        family="openpose",
+        variant=variant.name,
+        paradigm="bottom-up",
+        keypoints=variant.keypoints,
+        input=InputSpec(name="input", height=height, width=width, layout="NCHW", color="BGR",
+                        mean=OPENPOSE_MEAN, std=OPENPOSE_STD, pad_value=OPENPOSE_PAD_VALUE),
+        # The order is the model's: forward returns (pafs, heatmaps).
+        outputs=(OutputSpec(name="pafs", role="pafs", stride=OPENPOSE_STRIDE),
+                 OutputSpec(name="heatmaps", role="heatmaps", stride=OPENPOSE_STRIDE)),
+        decoder=DecoderSpec(name="paf", refine="none", flip_test=False,
+                            extra={"preset": "python"}),
+        precision="fp32",
+        source=source,
+        extra={"relu_on_final_heatmaps": True} if relu_on_final_heatmaps else {},
+    )
+
+
+def _openpose_variant_hint(keys: set[str], variant: OpenPoseVariant) -> str:
+    """A hint naming the other variant when its last output layer is among `keys`."""
+    signatures = {"coco18": "conv5_5_CPM_L1.weight", "body25": "prelu4_2.weight"}
+    other = [name for name, key in signatures.items()
+             if key in keys and name != variant.keypoints]
+    return f"; it looks like a {other[0]} checkpoint: use --variant {other[0]}" if other else ""
+
+
+def prepare_openpose(variant: str, checkpoint: str | Path | None, *,
+                     input_size: tuple[int, int] | None = None, keypoints: str | None = None,
+                     relu_on_final_heatmaps: bool = False) -> PreparedModel:
+    """OpenPose with the checkpoint's weights (strict), or random weights when checkpoint is None.
+
+    variant: coco18 | body25 (or a narrowed test network, e.g. coco18_d8).
+    checkpoint: a .caffemodel (CMU's release, read without Caffe) or a .pth in the
+        flat Caffe-name layout (e.g. the Hzzone port's body_pose_model.pth).
+    input_size: (height, width), multiples of 8; default (368, 656), CMU's 656x368.
+    relu_on_final_heatmaps: reproduce the Hzzone port's ReLU on the final heatmaps.
+    """
+    parsed = parse_openpose_variant(variant)
+    size = _check_openpose_input(tuple(input_size) if input_size is not None
+                                 else OPENPOSE_INPUT_SIZE)
+    if keypoints is not None and keypoints != parsed.keypoints:
+        raise InputError(f"OpenPose {parsed.name} predicts the {parsed.keypoints} keypoint set; "
+                         f"--keypoints {keypoints} does not match (leave it out)")
+    if checkpoint is None:
+        torch.manual_seed(0)
+        model = build_openpose(parsed, relu_on_final_heatmaps=relu_on_final_heatmaps)
+        card = openpose_card(parsed, size, {"format": "random-init"},
+                             relu_on_final_heatmaps=relu_on_final_heatmaps)
+        return PreparedModel(model, card, "random-init")
+    model = build_openpose(parsed, relu_on_final_heatmaps=relu_on_final_heatmaps)
+    path = Path(checkpoint)
+    if path.suffix.lower() == ".caffemodel":
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        state_dict = read_caffemodel(path, expected_shapes=expected)
+        layout, source = "caffemodel", f"caffemodel {path}"
+    else:
+        state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
+        source = f"{path} ({layout} layout)"
+    try:
+        load_strict(model, state_dict, source=source)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{_openpose_variant_hint(set(state_dict), parsed)}") from None
+    card = openpose_card(parsed, size, {
+        "format": layout,
+        "checkpoint": path.name,
+        "checkpoint_sha256": sha256_of_file(path),
+    }, relu_on_final_heatmaps=relu_on_final_heatmaps)
+    return PreparedModel(model, card, layout)
+
+
 def prepare_model(family: str, variant: str, checkpoint: str | Path | None, *,
-                  keypoints: str | None = None) -> PreparedModel:
+                  keypoints: str | None = None,
+                  input_size: tuple[int, int] | None = None) -> PreparedModel:
+    """input_size (height, width) is for families whose variant does not fix it (openpose)."""
     if family == "hrnet":
+        if input_size is not None:
+            raise InputError("HRNet takes its input size from --variant (e.g. w32_256x192); "
+                             "leave out --input-size")
         return prepare_hrnet(variant, checkpoint, keypoints=keypoints)
+    if family == "openpose":
+        return prepare_openpose(variant, checkpoint, input_size=input_size, keypoints=keypoints)
     raise InputError(f"unknown model family {family!r}; supported: {', '.join(FAMILIES)}")
 
 
 def export_model(family: str, variant: str, out: str | Path, *,
                  checkpoint: str | Path | None = None, random_init: bool = False,
-                 keypoints: str | None = None, opset: int = DEFAULT_OPSET,
-                 verify: bool = True) -> ExportResult:
+                 keypoints: str | None = None, input_size: tuple[int, int] | None = None,
+                 opset: int = DEFAULT_OPSET, verify: bool = True) -> ExportResult:
     """Checkpoint → verified ONNX with its card; the function behind `edgepose export`."""
     if checkpoint is None and not random_init:
         raise InputError("no --checkpoint given; pass one, or --random-init to export "
@@ -131,7 +238,8 @@ def export_model(family: str, variant: str, out: str | Path, *,
         raise InputError("--checkpoint and --random-init exclude each other")
     if checkpoint is None:
         log.warning("exporting RANDOM weights: the model predicts noise, not poses")
-    prepared = prepare_model(family, variant, checkpoint, keypoints=keypoints)
+    prepared = prepare_model(family, variant, checkpoint, keypoints=keypoints,
+                             input_size=input_size)
     log.info("tracing %s %s to ONNX opset %d (torch.export; tens of seconds on a CPU)",
              family, prepared.card.variant, opset)
     path = export_onnx(prepared.model, prepared.card, out, opset=opset)

@@ -57,3 +57,12 @@ def test_coco18_limbs_and_fields_follow_cmu():
     # CMU limb 1 is [2,3] (neck → right shoulder), its field mapIdx [31,32] → channels 12, 13.
     assert COCO18.skeleton[0] == (1, 2) and COCO18.paf_channels[0] == (12, 13)
     assert sorted(c for pair in COCO18.paf_channels for c in pair) == list(range(38))
+
+
+def test_body25_extends_coco18_with_mid_hip_and_feet():
+    from edgepose.keypoints import BODY25
+
+    assert BODY25.num_keypoints == 25 and BODY25.names[8] == "mid_hip"
+    assert BODY25.paf_channels is not None and len(BODY25.paf_channels) == len(BODY25.skeleton)
+    # 26 limbs × 2 channels = the 52 PAF channels of the BODY_25 network.
+    assert sorted(c for pair in BODY25.paf_channels for c in pair) == list(range(52))
