@@ -911,7 +911,10 @@ def _render_all(task: Callable[[int], list[PersonAnnotation]], count: int,
         yield from map(task, range(count))
         return
     chunk = max(1, min(32, count // (workers * 8)))
-    with multiprocessing.Pool(min(workers, count), initializer=_worker_init) as pool:
+    # Spawned, not forked: a caller that already ran torch or OpenCV threads (the demo
+    # exports first) can deadlock a forked child on a lock held by one of those threads.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, count), initializer=_worker_init) as pool:
         yield from pool.imap(task, range(count), chunksize=chunk)
 
 

@@ -263,8 +263,10 @@ def _run_profile(args: argparse.Namespace) -> int:
 def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "infer", help="run a model on one image; write COCO-format JSON and/or a drawing",
-        description="Top-down inference: each person box is cropped, run and decoded. "
-                    "Without boxes the whole image is one person.")
+        description="Top-down models (HRNet): each person box is cropped, run and "
+                    "decoded; without boxes the whole image is one person. Bottom-up models "
+                    "(OpenPose): the whole frame is run and people are assembled from the "
+                    "maps; boxes, --flip and --refine do not apply.")
     _add_model_options(parser)
     parser.add_argument("--image", type=Path, required=True, help="input image")
     boxes = parser.add_mutually_exclusive_group()
@@ -278,6 +280,9 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refine", choices=["none", "shift", "dark"],
                         help="sub-pixel refinement (default: as the model card says, "
                              "'shift' = official quarter-pixel shift)")
+    parser.add_argument("--preset", choices=["python", "cmu"],
+                        help="bottom-up PAF grouping constants: 'python' (the widely used "
+                             "Python port) or 'cmu' (OpenPose C++ defaults); default: the card's")
     parser.add_argument("--image-id", type=int, default=0,
                         help="image_id written in the COCO results (default 0)")
     parser.add_argument("--json", type=Path, help="write COCO keypoint results here")
@@ -287,10 +292,11 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_infer(args: argparse.Namespace) -> int:
     from edgepose.backends import open_runner
-    from edgepose.draw import draw_poses
+    from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
     from edgepose.io import (parse_boxes, read_boxes_json, read_image, write_image_atomic,
                              write_json_atomic)
-    from edgepose.pipeline import TopDownPipeline
+    from edgepose.errors import InputError
+    from edgepose.pipeline import BottomUpPipeline, TopDownPipeline
 
     image = read_image(args.image)
     boxes = scores = None
@@ -299,9 +305,21 @@ def _run_infer(args: argparse.Namespace) -> int:
     elif args.boxes_json is not None:
         boxes, scores = read_boxes_json(args.boxes_json)
     with open_runner(args.model, cuda_graph=args.cuda_graph, cuda_impl=args.cuda) as runner:
-        pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine)
-        poses = pipeline(image, boxes, scores)
         card = runner.card
+        if card.paradigm == "bottom-up":
+            given = [name for name, value in (("--boxes/--boxes-json", boxes),
+                                              ("--flip", args.flip), ("--refine", args.refine))
+                     if value is not None]
+            if given:
+                raise InputError(f"{' and '.join(given)} do not apply to the bottom-up model "
+                                 f"{card.family}/{card.variant}: it finds people in the whole "
+                                 "frame")
+            poses = BottomUpPipeline(runner, preset=args.preset)(image)
+        else:
+            if args.preset is not None:
+                raise InputError("--preset applies to bottom-up (PAF) models only")
+            pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine)
+            poses = pipeline(image, boxes, scores)
     results = poses.to_coco_results(args.image_id)
     if args.json:
         payload = results
@@ -311,7 +329,10 @@ def _run_infer(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, payload)
     if args.draw:
         banner = RANDOM_WEIGHTS_BANNER if card.random_init else None
-        write_image_atomic(args.draw, draw_poses(image, poses, banner=banner))
+        # PAF part scores are raw heatmap peaks from the 0.1 detection threshold up.
+        threshold = 0.1 if card.paradigm == "bottom-up" else DEFAULT_SCORE_THRESHOLD
+        write_image_atomic(args.draw, draw_poses(image, poses, banner=banner,
+                                                 score_threshold=threshold))
     print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
           f"on {type(runner).__name__}")
     if card.random_init:

@@ -1,5 +1,8 @@
 """Pipelines: a frame in, Poses out, driven by the runner's ModelCard alone.
 
+TopDownPipeline crops person boxes; BottomUpPipeline runs the whole frame and
+groups parts into people (OpenPose PAFs).
+
 Shape letters: N people, K keypoints, H, W heatmap size.
 """
 
@@ -9,8 +12,9 @@ import numpy as np
 
 from edgepose.backends.base import Runner
 from edgepose.card import ModelCard
+from edgepose.decode.paf import PafDecoder, PafParams, resize_maps_to_image
 from edgepose.decode.topdown import TopDownDecoder, average_flip
-from edgepose.errors import InputError
+from edgepose.errors import CardError, DecodeError, InputError
 from edgepose.keypoints import get_keypoint_set
 from edgepose.poses import Poses
 from edgepose.preprocess import (
@@ -18,6 +22,7 @@ from edgepose.preprocess import (
     box_to_center_scale,
     crop_batch,
     normalize_to_tensor,
+    resize_pad_for_bottom_up,
     validate_boxes,
 )
 
@@ -116,3 +121,91 @@ class TopDownPipeline:
         outputs = self.runner.infer({self.card.input.name: tensor})
         # Copied because runners may hand out views of buffers reused on the next call.
         return np.array(outputs[self.heatmap_name], dtype=np.float32, copy=True)
+
+
+def keypoint_boxes(xy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """xywh boxes (N, 4) around each person's found keypoints (score > 0); zeros if none."""
+    found = scores > 0
+    boxes = np.zeros((xy.shape[0], 4), np.float32)
+    for axis in (0, 1):
+        coord = xy[..., axis]
+        low = np.where(found, coord, np.inf).min(axis=1, initial=np.inf)
+        high = np.where(found, coord, -np.inf).max(axis=1, initial=-np.inf)
+        any_found = found.any(axis=1)
+        boxes[:, axis] = np.where(any_found, low, 0)
+        boxes[:, axis + 2] = np.where(any_found, high - low, 0)
+    return boxes
+
+
+class BottomUpPipeline:
+    """Frame → resize/pad to the input → runner → maps at image size → PAF grouping → Poses.
+
+    As the OpenPose Python port: the frame is resized keeping its aspect
+    (INTER_CUBIC) and padded bottom/right with the card's pad value, normalised
+    with the card's mean/std (OpenPose: value/256 − 0.5), run; both outputs are
+    upsampled by their stride (cubic), cropped to the unpadded frame and resized
+    to the image, then decoded in image pixels with the image height as the
+    distance prior's H. Because exported graphs have a fixed spatial size, the
+    frame is fitted into the card's (height, width) rather than resized to its
+    height alone (see resize_pad_for_bottom_up).
+
+    preset: 'python' or 'cmu' (PafParams presets); None takes the card's
+    decoder.extra["preset"], 'python' when absent. Poses.boxes are the boxes
+    around each person's found keypoints; person_scores are the decoder's.
+    """
+
+    def __init__(self, runner: Runner, *, preset: str | None = None) -> None:
+        card: ModelCard = runner.card
+        if card.paradigm != "bottom-up":
+            raise InputError(
+                f"{card.family}/{card.variant} is a {card.paradigm} model; BottomUpPipeline "
+                "needs a bottom-up model"
+            )
+        if card.decoder.name != "paf":
+            raise CardError(
+                f"model card decoder of {card.family}/{card.variant} is "
+                f"{card.decoder.name!r}; BottomUpPipeline decodes 'paf' models only"
+            )
+        self.runner = runner
+        self.card = card
+        self.keypoint_set = get_keypoint_set(card.keypoints)
+        name = card.decoder.extra.get("preset", "python") if preset is None else preset
+        self.decoder = PafDecoder(self.keypoint_set, PafParams.preset(name))
+        paf_spec, heatmap_spec = card.output("pafs"), card.output("heatmaps")
+        if paf_spec.stride != heatmap_spec.stride:
+            raise CardError(
+                f"model card of {card.family}/{card.variant} gives the pafs stride "
+                f"{paf_spec.stride} and the heatmaps stride {heatmap_spec.stride}; "
+                "expected one stride for both"
+            )
+        self.paf_name, self.heatmap_name = paf_spec.name, heatmap_spec.name
+        self.stride = paf_spec.stride
+        spec = card.input
+        tensor_shape = ((1, 3, spec.height, spec.width) if spec.layout == "NCHW"
+                        else (1, spec.height, spec.width, 3))
+        self._tensor = np.empty(tensor_shape, np.float32)
+
+    def __call__(self, image: np.ndarray) -> Poses:
+        """image (h, w, 3) BGR uint8 → Poses in image pixels."""
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+                and image.dtype == np.uint8):
+            shape = getattr(image, "shape", None)
+            raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+        spec = self.card.input
+        height, width = image.shape[:2]
+        padded, _, (pad_bottom, pad_right) = resize_pad_for_bottom_up(
+            image, spec.height, self.stride, spec.pad_value, target_width=spec.width)
+        tensor = normalize_to_tensor(padded[None], spec.mean, spec.std, color=spec.color,
+                                     layout=spec.layout, out=self._tensor)
+        outputs = self.runner.infer({spec.name: tensor})
+        valid = (spec.width - pad_right, spec.height - pad_bottom)
+        maps = []
+        for name in (self.paf_name, self.heatmap_name):
+            output = np.asarray(outputs[name])
+            if output.ndim != 4 or output.shape[0] != 1:
+                raise DecodeError(f"model output {name!r} has shape {output.shape}; "
+                                  "expected (1, C, H, W)")
+            maps.append(resize_maps_to_image(output[0], self.stride, valid, (width, height)))
+        xy, scores, person_scores = self.decoder.decode(maps[0], maps[1], image_height=height)
+        return Poses(xy=xy, scores=scores, person_scores=person_scores,
+                     keypoint_set=self.keypoint_set.name, boxes=keypoint_boxes(xy, scores))

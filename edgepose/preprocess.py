@@ -1,4 +1,5 @@
-"""Top-down preprocessing: person boxes to network crops, and back.
+"""Preprocessing: person boxes to network crops, and back (top-down); whole frames
+resized and padded for bottom-up models (resize_pad_for_bottom_up, at the end).
 
 Follows the official HRNet code (deep-high-resolution-net.pytorch,
 ``lib/dataset/coco.py`` ``_xywh2cs`` and ``lib/utils/transforms.py``) so that
@@ -276,3 +277,99 @@ def heatmap_to_image(
     # With rotation 0 the matrix is diagonal: a per-person scale and offset.
     result = coords * inverse[:, None, (0, 1), (0, 1)] + inverse[:, None, :, 2]
     return result.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Bottom-up (OpenPose) preprocessing: the whole frame, resized and padded.
+# ---------------------------------------------------------------------------
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def resize_pad_for_bottom_up(
+    image: np.ndarray,
+    target_height: int,
+    stride: int,
+    pad_value: float,
+    *,
+    target_width: int | None = None,
+) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize a frame keeping its aspect (INTER_CUBIC) and pad it bottom/right with pad_value.
+
+    image: (h, w, 3) uint8. Without target_width this is the OpenPose Python
+    port's step (``cv2.resize(fx=fy=scale)`` then ``padRightDownCorner``): scale
+    = target_height / h, then pad to the next multiple of `stride`. With
+    target_width, the frame is fitted into exactly (target_height, target_width):
+    scale = min(target_height / h, target_width / w) and the rest is padded. The
+    bottom-up pipeline uses the latter because the ONNX graphs edgepose exports
+    have a fixed spatial size (only the batch axis is dynamic), so every frame must
+    become the card's input size; a frame of the card's aspect is only resized.
+
+    The resize uses fx = fy = scale as the port does, so a pixel centre maps as
+    x_in = (x + 0.5)·scale − 0.5 (image_to_bottom_up / bottom_up_to_image); the
+    padding lies bottom/right and shifts nothing. Returns the padded (H, W, 3)
+    uint8 image, the scale, and the padding (bottom, right) in pixels; the resized
+    frame occupies [:H − bottom, :W − right]. pad_value is a pixel value (0–255,
+    rounded to uint8). InputError for an image smaller than
+    the stride, or one that would shrink to nothing.
+    """
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+            and image.dtype == np.uint8):
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise InputError(f"image must be (h, w, 3) uint8 BGR, got shape {shape} dtype {dtype}")
+    target_height = _positive_int("target_height", target_height)
+    stride = _positive_int("stride", stride)
+    if not (isinstance(pad_value, (int, float, np.number)) and 0 <= pad_value <= 255):
+        raise InputError(f"pad_value must be a pixel value in [0, 255], got {pad_value!r}")
+    height, width = image.shape[:2]
+    if height < stride or width < stride:
+        raise InputError(
+            f"image of {height}x{width} pixels is smaller than the model's stride {stride}; "
+            f"pass an image at least {stride}x{stride}"
+        )
+    if target_width is None:
+        scale = target_height / height
+    else:
+        target_width = _positive_int("target_width", target_width)
+        scale = min(target_height / height, target_width / width)
+    # cv2 sizes the output as round(w·fx), round(h·fy); it must not vanish.
+    if round(width * scale) < 1 or round(height * scale) < 1:
+        raise InputError(
+            f"image of {height}x{width} pixels shrinks to nothing at scale {scale:.4g} "
+            f"(input {target_height}x{target_width}); crop it to a less extreme aspect ratio"
+        )
+    resized = cv2.resize(image, (0, 0), fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    new_h, new_w = resized.shape[:2]
+    if target_width is None:
+        out_h = -(-new_h // stride) * stride
+        out_w = -(-new_w // stride) * stride
+    else:
+        out_h, out_w = target_height, target_width
+    # cv2 rounds the output size: a frame fitted to the full height or width can come
+    # out one pixel past it only through rounding at .5; keep it inside the input.
+    resized = resized[:out_h, :out_w]
+    new_h, new_w = resized.shape[:2]
+    padded = np.empty((out_h, out_w, 3), dtype=np.uint8)
+    padded[:new_h, :new_w] = resized
+    fill = np.uint8(round(float(pad_value)))  # the nearest uint8 value, as the port's uint8 padding
+    padded[new_h:, :] = fill
+    padded[:new_h, new_w:] = fill
+    return padded, float(scale), (out_h - new_h, out_w - new_w)
+
+
+def image_to_bottom_up(coords: np.ndarray, scale: float) -> np.ndarray:
+    """Image pixels → pixels of resize_pad_for_bottom_up's output: (x + 0.5)·scale − 0.5."""
+    coords = np.asarray(coords, dtype=np.float64)
+    return ((coords + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def bottom_up_to_image(coords: np.ndarray, scale: float) -> np.ndarray:
+    """Inverse of image_to_bottom_up: (x + 0.5) / scale − 0.5, any shape (..., 2)."""
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(f"scale must be a positive finite number, got {scale!r}")
+    coords = np.asarray(coords, dtype=np.float64)
+    return ((coords + 0.5) / scale - 0.5).astype(np.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,38 @@ def exported_hrnet(tmp_path_factory):
     assert main(["export", "hrnet", "--variant", "w8_128x96", "--random-init",
                  "--out", str(path)]) == 0
     return path
+
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets/models/hrnet_w8_128x96_synthetic.pth"
+# The demo checkpoint trained on seed 1; validation draws from a seed it never saw.
+VALIDATION_SEED = 2
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint():
+    """Path of the shipped demo checkpoint."""
+    if not DEMO_CHECKPOINT.is_file():
+        pytest.skip(f"demo checkpoint {DEMO_CHECKPOINT.name} is not in this checkout")
+    return DEMO_CHECKPOINT
+
+
+@pytest.fixture(scope="session")
+def demo_onnx(tmp_path_factory, demo_checkpoint):
+    """The shipped demo checkpoint exported to ONNX once per session."""
+    pytest.importorskip("torch")
+    from export.families import export_model
+
+    path = tmp_path_factory.mktemp("demo") / "hrnet_w8_128x96.onnx"
+    export_model("hrnet", "w8_128x96", path, checkpoint=demo_checkpoint)
+    return path
+
+
+@pytest.fixture(scope="session")
+def validation_split(tmp_path_factory):
+    """(annotations, images folder) of a 150-image synthetic validation split."""
+    from calib.synthetic import SyntheticConfig, write_coco_dataset
+
+    folder = tmp_path_factory.mktemp("validation")
+    annotations = write_coco_dataset(folder, 150, SyntheticConfig(seed=VALIDATION_SEED),
+                                     progress=False)
+    return annotations, folder / "images"

@@ -166,3 +166,38 @@ def test_build_errors_are_one_line(exported_hrnet, tmp_path, capsys, extra, mess
     assert code == 2 and err.startswith("edgepose: error:") and message in err
     assert len(err.splitlines()) == 1
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.fixture(scope="module")
+def exported_openpose(tmp_path_factory):
+    """A random-init, 1/8-width OpenPose COCO-18 at 96x128 exported through the CLI."""
+    path = tmp_path_factory.mktemp("openpose") / "openpose_coco18_d8.onnx"
+    assert main(["export", "openpose", "--variant", "coco18_d8", "--input-size", "96x128",
+                 "--random-init", "--out", str(path)]) == 0
+    return path
+
+
+def test_infer_runs_a_bottom_up_model_on_the_whole_frame(exported_openpose, image_path, tmp_path,
+                                                         capsys):
+    out_png = tmp_path / "bottom_up.png"
+    assert main(["infer", "--model", str(exported_openpose), "--image", str(image_path),
+                 "--preset", "cmu", "--draw", str(out_png)]) == 0
+    assert "person(s)" in capsys.readouterr().out
+    assert cv2.imread(str(out_png)).shape == (200, 260, 3)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--boxes", "1,1,20,20"], "--boxes"),   # bottom-up models find people themselves
+    (["--flip"], "--flip"),                  # flip test is a top-down decoding option
+])
+def test_top_down_options_are_refused_for_bottom_up(exported_openpose, image_path, capsys,
+                                                    extra, message):
+    assert main(["infer", "--model", str(exported_openpose), "--image", str(image_path),
+                 *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_preset_is_refused_for_top_down(exported_hrnet, image_path, capsys):
+    assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path),
+                 "--preset", "cmu"]) == 2
+    assert "bottom-up" in capsys.readouterr().err

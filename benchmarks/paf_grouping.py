@@ -1,0 +1,153 @@
+"""Time the vectorised PAF decoder against the loop reference: print the table, write JSON.
+
+    .venv/bin/python benchmarks/paf_grouping.py
+    .venv/bin/python benchmarks/paf_grouping.py --people 30 --preset cmu --repeats 5
+
+The frame is a synthetic 368x656 input with 30 people (OpenPose-style targets:
+Gaussians of sigma 7 px, PAFs 8 px wide, parts missing at random, people cut by
+the borders, uniform noise). The decoder runs where BottomUpPipeline runs it: on
+maps at image resolution (here 368x656, the network's 46x82 maps upsampled x8),
+with the image height as the distance prior's H. The loop reference is
+tests/edgepose/paf_reference.py, the same one the tests compare against; both
+must return the same people before anything is timed.
+
+Stages: "grouping" is what the issue's goal is about (limb scoring, greedy
+matching and assembly, from the peaks to the people); "peaks" is the smoothing
+and NMS, whose cost is mostly the Gaussian filter in both versions; "decode" is
+both plus input validation. Times are medians of --repeats runs in one process;
+figures depend on the machine and its load (the load average is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from edgepose.decode.paf import PafDecoder, PafParams, find_peaks  # noqa: E402
+from edgepose.keypoints import COCO18  # noqa: E402
+
+DEFAULT_JSON = ROOT / "out" / "benchmarks" / "paf_grouping.json"
+GOAL = 20.0
+
+
+def load_reference():
+    path = ROOT / "tests" / "edgepose" / "paf_reference.py"
+    spec = importlib.util.spec_from_file_location("paf_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("paf_reference", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=30, help="people in the frame (default 30)")
+    parser.add_argument("--size", default="368x656", help="frame HxW (default 368x656)")
+    parser.add_argument("--preset", choices=("python", "cmu"), default="python")
+    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of the loop reference (default 3; the vectorised "
+                             "decoder runs 10x as many)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help=f"report JSON (default {DEFAULT_JSON.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
+    height, width = (int(v) for v in args.size.lower().split("x"))
+    ref = load_reference()
+    params = PafParams.preset(args.preset)
+    scene = ref.make_scene(COCO18, args.people, (height, width), args.seed,
+                           heights=(0.27 * height, 0.6 * height), sigma=7.0, paf_width=8.0,
+                           missing=0.1, margin=0.2, noise=0.02)
+    pafs, heatmaps = scene.pafs, scene.heatmaps
+    decoder = PafDecoder(COCO18, params)
+    parts = heatmaps[:COCO18.num_keypoints]
+
+    # Same answer first: peaks and people.
+    peaks, rows = decoder.group(pafs, heatmaps, height)
+    ref_peaks, ref_rows = ref.decode_reference(pafs, heatmaps, COCO18, height, params)
+    flat = [p for part in ref_peaks for p in part]
+    same = (len(flat) == len(peaks) and rows.shape == ref_rows.shape
+            and np.array_equal(peaks.xy, np.array([p[:2] for p in flat]).reshape(-1, 2))
+            and np.array_equal(rows[:, :-1].round(9), ref_rows[:, :-1].round(9))
+            and np.array_equal(rows[:, -1], ref_rows[:, -1]))
+    if not same:
+        print("paf_grouping: error: the vectorised decoder and the reference disagree",
+              file=sys.stderr)
+        return 1
+
+    fast_repeats = 10 * args.repeats
+    stages = {
+        "grouping": (lambda: decoder.connect(pafs, peaks, height),
+                     lambda: ref.group_reference(ref_peaks, pafs, COCO18, height, params)),
+        "peaks": (lambda: find_peaks(parts, params),
+                  lambda: ref.peaks_reference(parts, params)),
+        "decode": (lambda: decoder.group(pafs, heatmaps, height),
+                   lambda: ref.decode_reference(pafs, heatmaps, COCO18, height, params)),
+    }
+    results = {}
+    for name, (fast, loop) in stages.items():
+        fast()  # warm caches and lazy imports
+        fast_s = median_seconds(fast, fast_repeats)
+        loop_s = median_seconds(loop, args.repeats)
+        results[name] = {"vectorised_ms": 1e3 * fast_s, "reference_ms": 1e3 * loop_s,
+                         "ratio": loop_s / fast_s}
+
+    title = (f"PAF decoding, {args.people} synthetic people, {height}x{width} frame, maps at "
+             f"image resolution ({height}x{width}), preset {args.preset}: {len(peaks)} peaks, "
+             f"{len(rows)} people")
+    print(title)
+    print(f"{'stage':<10}{'vectorised ms':>15}{'loop ms':>12}{'ratio':>9}")
+    for name, r in results.items():
+        print(f"{name:<10}{r['vectorised_ms']:>15.2f}{r['reference_ms']:>12.1f}"
+              f"{r['ratio']:>8.1f}x")
+    ratio = results["grouping"]["ratio"]
+    print(f"goal: grouping >= {GOAL:g}x faster: {'met' if ratio >= GOAL else 'NOT met'} "
+          f"({ratio:.1f}x)")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    report = {
+        "benchmark": "paf_grouping",
+        "frame": {"height": height, "width": width, "people": args.people, "seed": args.seed,
+                  "map_resolution": "image (network maps upsampled x8)"},
+        "preset": args.preset,
+        "peaks": len(peaks),
+        "people_found": int(len(rows)),
+        "same_result": True,
+        "repeats": {"vectorised": fast_repeats, "reference": args.repeats},
+        "stages": results,
+        "goal_ratio": GOAL,
+        "goal_met": ratio >= GOAL,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "load_average": load,
+                    "scipy_reference": ref.HAVE_SCIPY},
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.json.with_name(args.json.name + ".tmp")
+    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    temporary.replace(args.json)
+    print(f"\njson: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
