@@ -21,7 +21,6 @@ figures depend on the machine and its load (the load average is recorded).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -44,12 +43,9 @@ GOAL = 20.0
 
 
 def load_reference():
-    path = ROOT / "tests" / "edgepose" / "paf_reference.py"
-    spec = importlib.util.spec_from_file_location("paf_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("paf_reference", module)
-    spec.loader.exec_module(module)
-    return module
+    from tests.edgepose import paf_reference  # ROOT is on sys.path
+
+    return paf_reference
 
 
 def median_seconds(function, repeats: int) -> float:

@@ -6,9 +6,6 @@ correct resize → normalise → upsample/crop/resize → decode chain must retu
 those people in image pixels.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,16 +24,7 @@ from edgepose.preprocess import (
 )
 
 
-def _load_reference():
-    path = Path(__file__).with_name("paf_reference.py")
-    spec = importlib.util.spec_from_file_location("paf_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("paf_reference", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
+from tests.edgepose import paf_reference as ref  # noqa: E402 - after the code under test
 HEIGHT, WIDTH, STRIDE, K = 256, 320, 8, COCO18.num_keypoints
 GRAY = 30
 

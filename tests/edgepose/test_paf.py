@@ -5,9 +5,6 @@ at a time; the vectorised decoder must return exactly its peaks and people on
 synthetic OpenPose maps, for the Python-port and the CMU presets.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,16 +27,7 @@ from edgepose.keypoints import COCO18, KEYPOINT_SETS
 from edgepose.preprocess import resize_pad_for_bottom_up
 
 
-def _load_reference():
-    path = Path(__file__).with_name("paf_reference.py")
-    spec = importlib.util.spec_from_file_location("paf_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("paf_reference", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
+from tests.edgepose import paf_reference as ref  # noqa: E402 - after the code under test
 K = COCO18.num_keypoints
 PRESETS = {"python": PafParams.python(), "cmu": PafParams.cmu()}
 # Half the working resolution of a 368x656 frame keeps the loop reference quick.
