@@ -131,6 +131,64 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate", help="FP32 ONNX -> FP16 or INT8 (Q/DQ) ONNX, measured before any engine",
+        description="Write the precision into the graph (TensorRT 11 has no FP16/INT8 "
+                    "builder flags): FP16 casts with FP32 I/O, or symmetric INT8 "
+                    "Quantize/Dequantize pairs where TensorRT fuses them. Calibration data "
+                    "goes through the runtime's own preprocessing; an accuracy report "
+                    "(and, with a gate, layer fallback) comes with the graph.")
+    parser.add_argument("model", type=Path, help="FP32 edgepose ONNX file (from 'edgepose export')")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="calibration images: a folder of images, or a video file (every "
+                             "n-th frame)")
+    parser.add_argument("--annotations", type=Path,
+                        help="COCO keypoints file for --data: person crops from its boxes, and "
+                             "COCO AP in the report and the gate")
+    parser.add_argument("--precision", choices=["fp16", "int8"], required=True,
+                        help="fp16: FP16 graph, layers whose activations overflow FP16 kept "
+                             "FP32; int8: Q/DQ graph")
+    parser.add_argument("--method", choices=["entropy", "percentile", "minmax", "mse"],
+                        default="entropy",
+                        help="INT8 activation ranges: entropy (KL divergence, as TensorRT), "
+                             "percentile, minmax or mse (default entropy)")
+    parser.add_argument("--percentile", type=float, default=99.99,
+                        help="percentile for --method percentile (default 99.99)")
+    parser.add_argument("--samples", type=int, default=512,
+                        help="calibration samples (default 512; fewer available: all are used)")
+    parser.add_argument("--int8-fallback", choices=["fp16", "fp32"], default="fp16",
+                        help="precision of layers left unquantised (default fp16)")
+    parser.add_argument("--max-ap-drop", type=float,
+                        help="accuracy gate: largest COCO AP drop in points (1.0 = 0.010 AP); "
+                             "the worst layers fall back until it holds (needs --annotations)")
+    parser.add_argument("--max-kpt-error", type=float, metavar="PX",
+                        help="accuracy gate: largest p90 keypoint displacement vs FP32, pixels")
+    parser.add_argument("--force", action="store_true",
+                        help="write the best graph reached even when the gate cannot be met")
+    parser.add_argument("--cache", type=Path,
+                        help="JSON calibration cache: reused when it matches the graph and the "
+                             "data, written otherwise")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--out", type=Path, required=True, help="calibrated ONNX file to write")
+    parser.set_defaults(run=_run_calibrate)
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    try:
+        from calib.calibrate import calibrate
+    except ImportError as exc:
+        raise _workstation_import("calibrate", "calib")(exc) from None
+    result = calibrate(args.model, args.out, data=args.data, annotations=args.annotations,
+                       precision=args.precision, method=args.method, samples=args.samples,
+                       percentile=args.percentile, int8_fallback=args.int8_fallback,
+                       max_ap_drop=args.max_ap_drop, max_kpt_error=args.max_kpt_error,
+                       force=args.force, cache=args.cache, seed=args.seed,
+                       progress=sys.stderr.isatty())
+    print(result.summary())
+    return 0
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True,
                         help="model file: .onnx runs on ONNX Runtime (CPU), .engine/.plan on "
@@ -351,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Human pose estimation from PyTorch checkpoints to TensorRT engines.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_export, _add_build, _add_infer, _add_eval, _add_profile):
+    for add in (_add_export, _add_calibrate, _add_build, _add_infer, _add_eval, _add_profile):
         add(subparsers)
     return parser
 
