@@ -310,7 +310,7 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
         "seed": seed,
         "fp16_limit": FP16_MAX,
         "fp32_layers": [o.to_dict() for o in overflows],
-        "range_cache": str(cache_path) if cache_path is not None else None,
+        "range_cache": cache_path.name if cache_path is not None else None,
         "calibration_time_s": round(calibration_time, 3),
         "accuracy_executed_with": ("onnxruntime CPU; graphs holding FP16 run as FP16 "
                                    "emulation (FP16 weights, activations rounded to FP16 "

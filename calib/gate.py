@@ -2,10 +2,10 @@
 
 1. The fully quantised graph is measured; if it meets the thresholds, nothing falls back.
 2. Per-layer sensitivity: each layer alone is quantised (its input and weight Q/DQ),
-   the rest left FP32, and the output error ‖y − y₃₂‖ / ‖y₃₂‖ on a few calibration
-   samples is recorded. All layers share one graph whose Q/DQ are blended in by a
-   switch vector (x + s·(DQ(Q(x)) − x)), so each layer costs one inference run, not a
-   new session.
+   the rest left FP32, and the output error ‖y − y₃₂‖ / ‖y₃₂‖ on SENSITIVITY_SAMPLES
+   calibration samples is recorded. All layers share one graph whose Q/DQ are switched
+   in by a boolean input (Where(s[l], DQ(Q(x)), x)), so each layer costs one inference
+   run, not a new session: about 75 s for HRNet-W8's 454 layers on 2 CPU cores.
 3. The most sensitive layers fall back first: 1, 2, 4, 8, … until the thresholds hold,
    then a bisection finds the fewest that do. Each candidate is the real graph
    (FP16 fallback included), measured on the held-out data.

@@ -23,12 +23,17 @@ quantize_static with QuantFormat.QDQ) inserts the Q/DQ pairs and quantises the
 weights per channel: it is maintained and handles the per-op details (weight axes,
 shared initializers). It is given our ranges as a TensorsData and told exactly
 which nodes to quantise, with ActivationSymmetric/WeightSymmetric, QuantizeBias off,
-outputs never quantised and dedicated pairs. What it lacks for TensorRT is written
-here: the placement rules (which nodes, both Add inputs, verified afterwards by
-`placement_problems`), TensorRT's entropy and the MSE range methods
-(calib.ranges), the FP16 fallback with FP16 scales kept in FP16's normal range, and
-the JSON cache. Its own calibrators and cache are not used (see calib.ranges).
-onnx-graphsurgeon is not needed: the graph edits are a few lines of onnx.helper.
+outputs never quantised and dedicated pairs. It is called directly rather than
+through quantize_static, which would run its own calibration pass first (taking
+precomputed ranges only from a cache file, since onnxruntime 1.32).
+
+What it lacks for TensorRT is written here: the placement rules (which nodes, both
+Add inputs; verified afterwards by `placement_problems`), giving float inputs back to
+nodes left out whose input tensor it quantised for a neighbour (`_strip_foreign_qdq`),
+TensorRT's entropy and the MSE range methods (calib.ranges), the FP16 fallback with
+FP16 scales kept in FP16's normal range, and the JSON cache. Its calibrators and
+cache are not used (see calib.ranges). onnx-graphsurgeon is not needed: the graph
+edits are a few lines of onnx.helper.
 """
 
 from __future__ import annotations

@@ -147,9 +147,12 @@ class AccuracyReport:
         for row in self.rows:
             text.append(f"{row.label}: {row.executed}")
         if self.gate is not None:
+            limits = [f"{label} {self.gate[key]:g}{unit}" for key, label, unit in (
+                ("max_ap_drop", "max AP drop", " points"),
+                ("max_kpt_error_px", f"max keypoint p{GATE_PERCENTILE} error", " px"))
+                if self.gate.get(key) is not None]
             text.append(f"accuracy gate {'met' if self.gate.get('met') else 'NOT met'}: "
-                        f"max AP drop {self.gate.get('max_ap_drop')}, max keypoint p90 error "
-                        f"{self.gate.get('max_kpt_error_px')} px")
+                        + ", ".join(limits))
         if self.fallback:
             text.append(f"INT8 layers falling back ({len(self.fallback)}): "
                         + ", ".join(self.fallback))
