@@ -28,10 +28,11 @@ from calib.int8 import (FALLBACKS, CalibrationCache, Layer, activation_tensors, 
                         quantized_layers, write_int8)
 from calib.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationError
 from calib.report import AccuracyReport, HoldoutEvaluator, PrecisionRow
-from edgepose.card import METADATA_KEY, ModelCard
+from edgepose.card import ModelCard
 from edgepose.errors import CardError, InputError, ModelFileError
 from edgepose.io import atomic_path
 from export.lint import check_onnx_for_tensorrt
+from export.onnx_card import embed_card, find_card
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,13 @@ def report_path_for(out: str | Path) -> Path:
 
 
 def _read_card(model: onnx.ModelProto, model_path: Path) -> ModelCard:
-    """The card in metadata_props["edgepose"] (export.onnx.read_card, without torch)."""
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            try:
-                return ModelCard.from_json(prop.value)
-            except CardError as exc:
-                raise ModelFileError(f"{model_path}: {exc}") from None
+    """The card in metadata_props["edgepose"]; calibration preprocesses by it."""
+    try:
+        card = find_card(model)
+    except CardError as exc:
+        raise ModelFileError(f"{model_path}: {exc}") from None
+    if card is not None:
+        return card
     raise ModelFileError(f"{model_path} carries no edgepose model card, and calibration "
                          "preprocesses its images the way the runtime will, from the card: "
                          "export the model with 'edgepose export' so it carries one")
@@ -119,14 +120,6 @@ def _load_model(model_path: Path) -> onnx.ModelProto:
         return onnx.load(str(model_path))
     except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
         raise ModelFileError(f"{model_path} is not a readable ONNX file: {exc}") from None
-
-
-def _embed_card(model: onnx.ModelProto, card: ModelCard) -> None:
-    """Replace the card in `model` (export.onnx.embed_card, without torch)."""
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=METADATA_KEY, value=card.to_json(indent=None))
 
 
 def _check_arguments(precision: str, method: str, percentile: float, int8_fallback: str,
@@ -338,7 +331,7 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
         details["accuracy_holdout_samples"] = report.samples
     new_card = card.with_updates(precision=written_precision,
                                  extra={**card.extra, "calibration": details})
-    _embed_card(graph, new_card)
+    embed_card(graph, new_card)
     check_onnx_for_tensorrt(graph)
     problems = placement_problems(graph)
     if problems:

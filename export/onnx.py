@@ -20,9 +20,10 @@ import onnx
 import torch
 
 from edgepose.backends.onnxruntime import OnnxRuntimeRunner
-from edgepose.card import METADATA_KEY, ModelCard
+from edgepose.card import ModelCard
 from edgepose.errors import EdgeposeError, ModelFileError
 from edgepose.io import atomic_path
+from export.onnx_card import embed_card, find_card
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +50,16 @@ class VerificationResult:
                 f"relative to output range {self.max_rel_error:.3g}")
 
 
-def embed_card(model: onnx.ModelProto, card: ModelCard) -> None:
-    """Replace any card in `model` with `card` (metadata_props["edgepose"])."""
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=METADATA_KEY, value=card.to_json(indent=None))
-
-
 def read_card(path: str | Path) -> ModelCard:
     """The card of an edgepose ONNX file, read without creating a session."""
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
         raise ModelFileError(f"{path} is not a readable ONNX file: {exc}") from None
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return ModelCard.from_json(prop.value)
-    raise ModelFileError(f"{path} carries no edgepose model card")
+    card = find_card(model)
+    if card is None:
+        raise ModelFileError(f"{path} carries no edgepose model card")
+    return card
 
 
 def save_onnx_atomic(model: onnx.ModelProto, out: str | Path) -> Path:
