@@ -37,7 +37,7 @@ import numpy as np
 from edgepose.card import ModelCard
 from edgepose.errors import InputError
 from edgepose.io import read_image
-from edgepose.preprocess import (PADDING, affine_matrices, box_to_center_scale, crop_batch,
+from edgepose.preprocess import (affine_matrices, crop_batch, crop_centers_scales,
                                  normalize_to_tensor, resize_pad_for_bottom_up, validate_boxes)
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def model_inputs(image: np.ndarray, card: ModelCard, boxes: np.ndarray | None = 
     if boxes is None:
         boxes = np.array([[0.0, 0.0, width, height]], np.float32)
     boxes = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), width, height)
-    centers, scales = box_to_center_scale(boxes, size[0] / size[1], padding=PADDING)
+    centers, scales = crop_centers_scales(boxes, spec)
     matrices = affine_matrices(centers, scales, size)
     crops = crop_batch(image, matrices, size, border_value=spec.pad_value)
     inputs = normalize_to_tensor(crops, spec.mean, spec.std, color=spec.color,

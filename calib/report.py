@@ -34,9 +34,9 @@ from calib.data import Samples
 from calib.fp16 import emulate_fp16, has_fp16
 from calib.ranges import run_batched, session
 from edgepose.card import ModelCard
-from edgepose.decode.topdown import TopDownDecoder
 from edgepose.errors import InputError
 from edgepose.io import write_json_atomic
+from edgepose.pipeline import top_down_decoder
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class HoldoutEvaluator:
         self.reference = self._run(fp32)
         self.output_names = list(self.reference)
         self.topdown = card.paradigm == "top-down" and holdout.centers is not None
-        self.decoder = TopDownDecoder(refine=card.decoder.refine) if self.topdown else None
+        self.decoder = top_down_decoder(card) if self.topdown else None
         self.reference_xy = self._decode(self.reference) if self.topdown else None
         self.annotation_file: Path | None = None
         self.images_dir = Path(images_dir) if images_dir is not None else None

@@ -25,21 +25,22 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         description="Load an official checkpoint strictly, export it to ONNX with a dynamic "
                     "batch axis and the edgepose model card embedded, then check the ONNX "
                     "output against PyTorch with ONNX Runtime.")
-    parser.add_argument("family", choices=["hrnet", "openpose"], help="model family")
+    parser.add_argument("family", choices=["hrnet", "openpose", "cpm"], help="model family")
     parser.add_argument("--variant", required=True,
                         help="HRNet: w{width}_{height}x{width}, e.g. w32_256x192, w48_384x288, "
-                             "w8_128x96; OpenPose: coco18 or body25")
+                             "w8_128x96; OpenPose: coco18 or body25; CPM: centermap (6 stages, "
+                             "pose_deploy_centerMap) or vgg (pose_deploy_resize)")
     parser.add_argument("--checkpoint", type=Path,
                         help="official or mmpose .pth (loaded with weights_only=True), or CMU's "
-                             "OpenPose .caffemodel (read without Caffe)")
+                             "OpenPose/CPM .caffemodel (read without Caffe)")
     parser.add_argument("--input-size", metavar="HxW",
                         help="network input HEIGHTxWIDTH, multiples of 8, for families whose "
                              "variant does not fix it (OpenPose; default 368x656)")
     parser.add_argument("--random-init", action="store_true",
                         help="export untrained random weights (toolchain tests only)")
     parser.add_argument("--keypoints",
-                        help="keypoint set (coco17, mpii16, coco18, body25); default: from the "
-                             "checkpoint's number of output channels")
+                        help="keypoint set (coco17, mpii16, coco18, body25, mpii_cpm14); "
+                             "default: from the checkpoint's number of output channels")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime vs PyTorch comparison")

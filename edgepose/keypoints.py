@@ -110,6 +110,20 @@ MPII16 = KeypointSet(
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
 )
 
+# Convolutional Pose Machines' MPII+LSP models: 14 joints in CMU's order (the
+# network's 15th map is the background). The skeleton is the 9 limbs CPM's own
+# testing config draws (config.m `limbs`, 1-based there).
+MPII_CPM14 = KeypointSet(
+    name="mpii_cpm14",
+    names=(
+        "head", "neck", "right_shoulder", "right_elbow", "right_wrist",
+        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
+        "right_ankle", "left_hip", "left_knee", "left_ankle",
+    ),
+    skeleton=((0, 1), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (11, 12), (12, 13)),
+    flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13)),
+)
+
 # OpenPose's COCO layout: COCO-17 plus a neck, in CMU's order.
 COCO18 = KeypointSet(
     name="coco18",
@@ -163,7 +177,7 @@ BODY25 = KeypointSet(
 )
 
 KEYPOINT_SETS: dict[str, KeypointSet] = {
-    s.name: s for s in (COCO17, MPII16, COCO18, BODY25)
+    s.name: s for s in (COCO17, MPII16, MPII_CPM14, COCO18, BODY25)
 }
 
 

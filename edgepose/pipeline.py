@@ -12,6 +12,7 @@ import numpy as np
 
 from edgepose.backends.base import Runner
 from edgepose.card import ModelCard
+from edgepose.decode.cpm import CpmDecoder
 from edgepose.decode.paf import PafDecoder, PafParams, resize_maps_to_image
 from edgepose.decode.topdown import TopDownDecoder, average_flip
 from edgepose.errors import CardError, DecodeError, InputError
@@ -19,7 +20,8 @@ from edgepose.keypoints import get_keypoint_set
 from edgepose.poses import Poses
 from edgepose.preprocess import (
     affine_matrices,
-    box_to_center_scale,
+    box_rule,
+    crop_centers_scales,
     crop_batch,
     normalize_to_tensor,
     resize_pad_for_bottom_up,
@@ -45,11 +47,16 @@ def person_scores(keypoint_scores: np.ndarray, box_scores: np.ndarray,
 class TopDownPipeline:
     """Frame + person boxes → crops → runner (in chunks) → decode → image-space Poses.
 
-    `flip_test` and `refine` override the card's decoder settings when given.
+    `flip_test` and `refine` override the card's decoder settings when given;
+    `box_padding` overrides the card's (input.extra "box_padding", else HRNet's 1.25).
+    The card's input.extra "box_rule" picks how a box becomes a crop: "fit" (HRNet:
+    the box grown to the input's aspect) or "height" (CPM: the box height alone).
+    Decoders: "topdown" (HRNet heatmaps) and "cpm" (belief maps with a background
+    channel, upsampled to the input size).
     """
 
     def __init__(self, runner: Runner, *, flip_test: bool | None = None,
-                 refine: str | None = None, box_padding: float = 1.25) -> None:
+                 refine: str | None = None, box_padding: float | None = None) -> None:
         card: ModelCard = runner.card
         if card.paradigm != "top-down":
             raise InputError(
@@ -60,8 +67,12 @@ class TopDownPipeline:
         self.card = card
         self.keypoint_set = get_keypoint_set(card.keypoints)
         self.flip_test = card.decoder.flip_test if flip_test is None else flip_test
-        self.decoder = TopDownDecoder(refine=card.decoder.refine if refine is None else refine)
-        self.box_padding = box_padding
+        self.decoder = top_down_decoder(card, refine)
+        try:
+            self.box_rule, card_padding = box_rule(card.input)
+        except CardError as exc:
+            raise CardError(f"{card.family}/{card.variant}: {exc}") from None
+        self.box_padding = card_padding if box_padding is None else box_padding
         self.heatmap_name = card.output("heatmaps").name
         spec = card.input
         self.input_size = (spec.width, spec.height)
@@ -94,14 +105,23 @@ class TopDownPipeline:
                       else np.asarray(box_scores, np.float32).reshape(-1))
         if box_scores.shape != (people,):
             raise InputError(f"expected {people} box scores, got {box_scores.shape[0]}")
-        centers, scales = box_to_center_scale(boxes, self.input_size[0] / self.input_size[1],
-                                              padding=self.box_padding)
+        centers, scales = self.centers_scales(boxes)
         matrices = affine_matrices(centers, scales, self.input_size)
         heatmaps = np.concatenate([self._run_chunk(image, matrices[start:start + self.chunk])
                                    for start in range(0, people, self.chunk)])
         xy, scores = self.decoder.decode(heatmaps, centers, scales)
         return Poses(xy=xy, scores=scores, person_scores=person_scores(scores, box_scores),
                      keypoint_set=self.keypoint_set.name, boxes=boxes)
+
+    def centers_scales(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crop centers and scales (N, 2) for boxes (N, 4) xywh, by the card's box rule."""
+        return crop_centers_scales(boxes, self.card.input, self.box_padding)
+
+    def flip_permutation(self, channels: int) -> np.ndarray:
+        """Map channel permutation under a mirror; channels past the keypoints (CPM's
+        background) stay where they are."""
+        permutation = list(self.keypoint_set.flip_permutation())
+        return np.array(permutation + list(range(len(permutation), channels)))
 
     def _run_chunk(self, image: np.ndarray, matrices: np.ndarray) -> np.ndarray:
         count = matrices.shape[0]
@@ -114,13 +134,27 @@ class TopDownPipeline:
         if self.flip_test:
             mirrored = np.ascontiguousarray(np.flip(tensor, axis=self._width_axis))
             heatmaps = average_flip(heatmaps, self._infer(mirrored),
-                                    self.keypoint_set.flip_permutation())
+                                    self.flip_permutation(heatmaps.shape[1]))
         return heatmaps
 
     def _infer(self, tensor: np.ndarray) -> np.ndarray:
         outputs = self.runner.infer({self.card.input.name: tensor})
         # Copied because runners may hand out views of buffers reused on the next call.
         return np.array(outputs[self.heatmap_name], dtype=np.float32, copy=True)
+
+
+def top_down_decoder(card: ModelCard, refine: str | None = None) -> TopDownDecoder | CpmDecoder:
+    """The decoder a top-down card names; `refine` overrides the card's refinement."""
+    if card.decoder.name == "cpm":
+        if refine not in (None, "none"):
+            raise InputError(f"CPM decoding is the published argmax of upsampled maps; "
+                             f"refine {refine!r} does not apply (use 'none')")
+        return CpmDecoder(stride=card.output("heatmaps").stride,
+                          background=bool(card.decoder.extra.get("background", True)))
+    if card.decoder.name != "topdown":
+        raise CardError(f"{card.family}/{card.variant}: decoder {card.decoder.name!r} is not a "
+                        "top-down decoder (topdown, cpm)")
+    return TopDownDecoder(refine=card.decoder.refine if refine is None else refine)
 
 
 def keypoint_boxes(xy: np.ndarray, scores: np.ndarray) -> np.ndarray:

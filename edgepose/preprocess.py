@@ -14,12 +14,12 @@ scale = box size / pixel_std (200), padded by 1.25.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from edgepose.errors import InputError
+from edgepose.errors import CardError, InputError
 
 PIXEL_STD = 200.0
 PADDING = 1.25
@@ -75,6 +75,63 @@ def box_to_center_scale(
     scales = np.stack([grown_w / pixel_std, grown_h / pixel_std], axis=1).astype(np.float32)
     scales *= np.float32(padding)
     return centers, scales
+
+
+def box_height_to_center_scale(
+    boxes: np.ndarray,
+    aspect_ratio: float,
+    padding: float,
+    pixel_std: float = PIXEL_STD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """CPM's crop rule: the crop is `padding` × the box height tall, whatever its width.
+
+    CMU's applyModel.m scales the image so that 1.2 × the person rectangle's height
+    fills the 368-pixel box around the rectangle's center; a wide box is cut at the
+    crop's sides. Returns centers (N, 2) and scales (N, 2) float32, in the same
+    units as box_to_center_scale, for an input of width / height `aspect_ratio`.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) as xywh, got {boxes.shape}")
+    for name, value in (("aspect_ratio", aspect_ratio), ("padding", padding),
+                        ("pixel_std", pixel_std)):
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive finite number, got {value!r}")
+    x, y, w, h = boxes.T
+    centers = np.stack([x + w * 0.5, y + h * 0.5], axis=1).astype(np.float32)
+    tall = h * padding / pixel_std
+    scales = np.stack([tall * aspect_ratio, tall], axis=1).astype(np.float32)
+    return centers, scales
+
+
+BOX_RULES = ("fit", "height")
+
+
+def box_rule(spec: Any) -> tuple[str, float]:
+    """A card input's (box rule, box padding): input.extra "box_rule" ("fit", HRNet's, by
+    default) and "box_padding" (1.25 by default); CardError for values it cannot use."""
+    rule = spec.extra.get("box_rule", "fit")
+    padding = spec.extra.get("box_padding", PADDING)
+    if rule not in BOX_RULES:
+        raise CardError(f"input.extra.box_rule {rule!r} is not one of {BOX_RULES}")
+    if isinstance(padding, bool) or not isinstance(padding, (int, float)) or not (
+            np.isfinite(padding) and padding > 0):
+        raise CardError(f"input.extra.box_padding {padding!r} is not a positive number")
+    return rule, float(padding)
+
+
+def crop_centers_scales(boxes: np.ndarray, spec: Any,
+                        padding: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crop centers and scales (N, 2) for boxes (N, 4) xywh, by a card input's box rule.
+
+    spec: the card's InputSpec (size and extra). padding overrides the card's.
+    """
+    rule, card_padding = box_rule(spec)
+    padding = card_padding if padding is None else padding
+    aspect = spec.width / spec.height
+    if rule == "height":
+        return box_height_to_center_scale(boxes, aspect, padding)
+    return box_to_center_scale(boxes, aspect, padding=padding)
 
 
 def validate_boxes(boxes: np.ndarray, image_width: int, image_height: int) -> np.ndarray:

@@ -19,8 +19,8 @@ event times replace the host time of `infer`, and host_overhead is what remains
 (clamped at 0 when event and host clocks disagree by a few microseconds).
 
 The chain is the one TopDownPipeline runs, rebuilt from the same public functions
-(box_to_center_scale, affine_matrices, crop_batch, normalize_to_tensor,
-runner.infer, TopDownDecoder.decode) and configured from a TopDownPipeline of the
+(TopDownPipeline.centers_scales, affine_matrices, crop_batch, normalize_to_tensor,
+runner.infer, the pipeline's decoder) and configured from a TopDownPipeline of the
 same runner, so it decodes exactly what the pipeline decodes.
 
 This module imports only the standard library, numpy and OpenCV; backends load
@@ -54,7 +54,7 @@ from edgepose.errors import BackendError, InputError
 from edgepose.io import read_image, write_image_atomic, write_json_atomic
 from edgepose.pipeline import TopDownPipeline, person_scores
 from edgepose.poses import Poses
-from edgepose.preprocess import (affine_matrices, box_to_center_scale, crop_batch,
+from edgepose.preprocess import (affine_matrices, crop_batch,
                                  normalize_to_tensor, validate_boxes)
 
 _log = logging.getLogger(__name__)
@@ -746,12 +746,10 @@ class _TopDownChain:
         spec = pipeline.card.input
         self.spec = spec
         self.input_size = pipeline.input_size
-        self.aspect = pipeline.input_size[0] / pipeline.input_size[1]
         self.input_name = spec.name
         self.gpu_timed = _gpu_timed(runner)
         self._crops = np.empty((self.chunk, spec.height, spec.width, 3), np.uint8)
         self._width_axis = 3 if spec.layout == "NCHW" else 2
-        self._flip_permutation = pipeline.keypoint_set.flip_permutation()
 
     @property
     def flip_test(self) -> bool:
@@ -770,7 +768,7 @@ class _TopDownChain:
         height, width = image.shape[:2]
         boxes = validate_boxes(boxes, width, height)
         people = boxes.shape[0]
-        centers, scales = box_to_center_scale(boxes, self.aspect, padding=pipeline.box_padding)
+        centers, scales = pipeline.centers_scales(boxes)
         matrices = affine_matrices(centers, scales, self.input_size)
         now = clock()
         pre, infer, decode = now - mark, 0, 0
@@ -804,8 +802,8 @@ class _TopDownChain:
                 now = clock()
                 decode += now - mark
                 mark = now
-            heatmaps = maps[0] if len(maps) == 1 else average_flip(maps[0], maps[1],
-                                                                     self._flip_permutation)
+            heatmaps = maps[0] if len(maps) == 1 else average_flip(
+                maps[0], maps[1], pipeline.flip_permutation(maps[0].shape[1]))
             parts.append(heatmaps)
         heatmaps = parts[0] if len(parts) == 1 else np.concatenate(parts)
         xy, scores = pipeline.decoder.decode(heatmaps, centers, scales)

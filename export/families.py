@@ -17,6 +17,7 @@ from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
 from edgepose.errors import CheckpointError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
 from export.caffe import read_caffemodel
+from export.models import cpm
 from export.checkpoints import load_strict, read_checkpoint, remap_to_model, sha256_of_file
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.models.openpose import STRIDE as OPENPOSE_STRIDE
@@ -25,7 +26,7 @@ from export.onnx import DEFAULT_OPSET, VerificationResult, export_onnx, verify_o
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("hrnet", "openpose")
+FAMILIES = ("hrnet", "openpose", "cpm")
 # ImageNet statistics in 0-255 units, RGB order: HRNet's 0-1 normalisation × 255.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -36,6 +37,8 @@ OPENPOSE_STD = (256.0, 256.0, 256.0)
 OPENPOSE_PAD_VALUE = 128.0
 # CMU's classic --net_resolution 656x368: height 368 (the training size), 16:9 width.
 OPENPOSE_INPUT_SIZE = (368, 656)
+# CPM's applyModel.m: the crop is 1.2 x the person rectangle's height.
+CPM_BOX_PADDING = 1.2
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,76 @@ def prepare_openpose(variant: str, checkpoint: str | Path | None, *,
     return PreparedModel(model, card, layout)
 
 
+def cpm_card(variant: cpm.CPMVariant, source: dict) -> ModelCard:
+    size = cpm.INPUT_SIZE
+    return ModelCard(
+        family="cpm",
+        variant=variant.name,
+        paradigm="top-down",
+        keypoints="mpii_cpm14",
+        input=InputSpec(
+            name="input", height=size, width=size, layout="NCHW", color="BGR",
+            mean=OPENPOSE_MEAN, std=OPENPOSE_STD, pad_value=OPENPOSE_PAD_VALUE,
+            extra={
+                "box_rule": "height",
+                "box_padding": CPM_BOX_PADDING,
+                # The crop always centers the person, so the released models' 4th
+                # input channel is a constant: it lives in the graph, and the input
+                # is the 3-channel image (see export.models.cpm.CenterMapInput).
+                "center_map": {"sigma": cpm.CENTER_MAP_SIGMA, "position": "crop center",
+                               "in_graph": True},
+            }),
+        outputs=(OutputSpec(name="heatmaps", role="heatmaps", stride=cpm.STRIDE,
+                            extra={"background_channel": True}),),
+        decoder=DecoderSpec(name="cpm", refine="none", flip_test=False,
+                            extra={"background": True}),
+        precision="fp32",
+        source=source,
+    )
+
+
+def prepare_cpm(variant: str, checkpoint: str | Path | None, *,
+                keypoints: str | None = None) -> PreparedModel:
+    """CPM (3-channel input, center map in the graph) with the checkpoint's weights (strict),
+    or random weights when checkpoint is None.
+
+    variant: centermap | vgg (or a narrowed test network, e.g. centermap_d8).
+    checkpoint: CMU's .caffemodel (read without Caffe), or a .pth in the flat
+        Caffe-name layout.
+    """
+    parsed = cpm.parse_cpm_variant(variant)
+    if keypoints not in (None, "mpii_cpm14"):
+        raise InputError(f"CPM predicts the mpii_cpm14 keypoint set; --keypoints {keypoints} "
+                         "does not match (leave it out)")
+    if checkpoint is None:
+        torch.manual_seed(0)
+        model = cpm.build_cpm(parsed)
+        layout, source = "random-init", {"format": "random-init"}
+    else:
+        model = cpm.build_cpm(parsed)
+        path = Path(checkpoint)
+        if path.suffix.lower() == ".caffemodel":
+            expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+            state_dict = read_caffemodel(path, expected_shapes=expected)
+            layout, where = "caffemodel", f"caffemodel {path}"
+        else:
+            state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
+            where = f"{path} ({layout} layout)"
+        try:
+            load_strict(model, state_dict, source=where)
+        except CheckpointError as exc:
+            other = [name for name, key in (("centermap", "conv1_stage1.weight"),
+                                             ("vgg", "conv4_7_CPM.weight"))
+                     if key in state_dict and name != parsed.name_]
+            hint = (f"; it looks like a {other[0]} checkpoint: use --variant {other[0]}"
+                    if other else "")
+            raise CheckpointError(f"{exc}{hint}") from None
+        source = {"format": layout, "checkpoint": path.name,
+                  "checkpoint_sha256": sha256_of_file(path)}
+    wrapped = cpm.CenterMapInput(model, cpm.INPUT_SIZE, cpm.INPUT_SIZE)
+    return PreparedModel(wrapped, cpm_card(parsed, source), layout)
+
+
 def prepare_model(family: str, variant: str, checkpoint: str | Path | None, *,
                   keypoints: str | None = None,
                   input_size: tuple[int, int] | None = None) -> PreparedModel:
@@ -223,6 +296,10 @@ def prepare_model(family: str, variant: str, checkpoint: str | Path | None, *,
         return prepare_hrnet(variant, checkpoint, keypoints=keypoints)
     if family == "openpose":
         return prepare_openpose(variant, checkpoint, input_size=input_size, keypoints=keypoints)
+    if family == "cpm":
+        if input_size is not None:
+            raise InputError("CPM runs at the released models' 368x368; leave out --input-size")
+        return prepare_cpm(variant, checkpoint, keypoints=keypoints)
     raise InputError(f"unknown model family {family!r}; supported: {', '.join(FAMILIES)}")
 
 

@@ -201,3 +201,27 @@ def test_preset_is_refused_for_top_down(exported_hrnet, image_path, capsys):
     assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path),
                  "--preset", "cmu"]) == 2
     assert "bottom-up" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def exported_cpm(tmp_path_factory):
+    """A random-init, 1/8-width CPM (center-map variant, 368x368) exported through the CLI."""
+    path = tmp_path_factory.mktemp("cpm") / "cpm_centermap_d8.onnx"
+    assert main(["export", "cpm", "--variant", "centermap_d8", "--random-init",
+                 "--out", str(path)]) == 0
+    return path
+
+
+def test_infer_runs_cpm_on_one_person_per_box(exported_cpm, image_path, tmp_path, capsys):
+    out_json, out_png = tmp_path / "cpm.json", tmp_path / "cpm.png"
+    assert main(["infer", "--model", str(exported_cpm), "--image", str(image_path),
+                 "--boxes", "20,20,80,150;120,30,60,140", "--json", str(out_json),
+                 "--draw", str(out_png)]) == 0
+    payload = json.loads(out_json.read_text())
+    results = payload["results"] if isinstance(payload, dict) else payload
+    assert len(results) == 2
+    assert all(len(r["keypoints"]) == 14 * 3 for r in results)  # mpii_cpm14, background dropped
+    assert cv2.imread(str(out_png)).shape == (200, 260, 3)
+    assert main(["infer", "--model", str(exported_cpm), "--image", str(image_path),
+                 "--refine", "dark"]) == 2
+    assert "refine" in capsys.readouterr().err
