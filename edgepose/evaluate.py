@@ -27,8 +27,8 @@ from edgepose import _optional
 from edgepose.backends import open_runner
 from edgepose.errors import InputError
 from edgepose.io import read_image, read_json
-from edgepose.keypoints import COCO17, MPII16, get_keypoint_set
-from edgepose.pipeline import TopDownPipeline
+from edgepose.keypoints import COCO17, KEYPOINT_SETS, MPII16, KeypointSet, get_keypoint_set
+from edgepose.pipeline import BottomUpPipeline, TopDownPipeline
 
 _log = logging.getLogger(__name__)
 
@@ -546,6 +546,35 @@ def _progress(items: Sequence[Any], enabled: bool) -> Iterable[Any]:
     return tqdm(items, total=len(items), desc="evaluate", unit="image", leave=False)
 
 
+def _check_image_files(images: Sequence[Mapping[str, Any]], images_dir: Path,
+                       annotations_path: str | Path) -> None:
+    missing = [image for image in images if not (images_dir / image["file_name"]).is_file()]
+    if missing:
+        raise InputError(f"image {str(images_dir / missing[0]['file_name'])!r} (image id "
+                         f"{missing[0]['id']} in {str(annotations_path)!r}) does not exist; "
+                         f"{len(missing)} of the {len(images)} images to run are missing")
+
+
+def _scored_keypoint_set(predicted: KeypointSet, annotated: int | None) -> KeypointSet:
+    """The set to score in: the model's, or the one set with the annotations' keypoint count
+    whose keypoints the model predicts (COCO-17 for OpenPose's COCO-18 and BODY_25)."""
+    if annotated is None or annotated == predicted.num_keypoints:
+        scored = predicted
+    else:
+        names = set(predicted.names)
+        matching = [s for s in KEYPOINT_SETS.values()
+                    if s.num_keypoints == annotated and set(s.names) <= names]
+        if len(matching) != 1:
+            raise InputError(f"the model predicts {predicted.num_keypoints} {predicted.name} "
+                             f"keypoints and the annotations have {annotated} per person; no "
+                             "keypoint set of that size is part of the model's")
+        scored = matching[0]
+    if scored.sigmas is None:
+        raise InputError(f"keypoint set {scored.name} has no OKS sigmas, so COCO AP is "
+                         "undefined for it; score it with pckh")
+    return scored
+
+
 def evaluate_model(model_path: str | Path, annotations_path: str | Path,
                    images_dir: str | Path, *, flip: bool | None = None,
                    refine: str | None = None, detections: str | Path | None = None,
@@ -557,8 +586,10 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
     Top-down models run on the ground-truth person boxes (people with labelled
     keypoints, no crowds: the official HRNet "use_gt_bbox" test), or on the
     person boxes of `detections`, a COCO detection results file, those scoring
-    below `detection_threshold` dropped.
-    flip, refine: override the card's flip test and heatmap refinement.
+    below `detection_threshold` dropped. Bottom-up models (OpenPose) run on every
+    image; their poses are scored in the annotations' keypoint set when it is part
+    of the model's (COCO-17 from COCO-18 or BODY_25, matched by keypoint name).
+    flip, refine: override the card's flip test and heatmap refinement (top-down).
     limit: only the first `limit` images (by id) that hold a labelled person; a
     quick check, not a figure to publish.
     cuda_graph, cuda_impl: TensorRT runner options (see open_runner).
@@ -599,20 +630,35 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
             raise InputError(f"annotation file {str(annotations_path)!r}: image id {image['id']} "
                              "has no 'file_name'")
     # Found before the run, not an hour into it.
-    missing = [image for image in to_run if not (images_dir / image["file_name"]).is_file()]
-    if missing:
-        raise InputError(f"image {str(images_dir / missing[0]['file_name'])!r} (image id "
-                         f"{missing[0]['id']} in {str(annotations_path)!r}) does not exist; "
-                         f"{len(missing)} of the {len(to_run)} images to run are missing")
+    _check_image_files(to_run, images_dir, annotations_path)
 
     results: list[dict[str, Any]] = []
     people_run = 0
     with open_runner(model_path, cuda_graph=cuda_graph, cuda_impl=cuda_impl) as runner:
         card = runner.card
-        if card.paradigm != "top-down":
-            raise InputError(f"{card.family}/{card.variant} is a {card.paradigm} model; "
-                             "evaluate_model runs top-down models only for now")
         keypoint_set = get_keypoint_set(card.keypoints)
+        if card.paradigm == "bottom-up":
+            if detections is not None or flip or refine is not None:
+                raise InputError(f"{card.family}/{card.variant} is a bottom-up model: it finds "
+                                 "people in the whole image, so detections, flip test and "
+                                 "refinement do not apply")
+            scored = _scored_keypoint_set(keypoint_set, count)
+            _check_image_files(images, images_dir, annotations_path)
+            pipeline = BottomUpPipeline(runner)
+            for image_info in _progress(images, progress):
+                poses = pipeline(read_image(images_dir / image_info["file_name"]))
+                poses = poses.in_keypoint_set(scored.name)
+                results.extend(poses.to_coco_results(image_info["id"], PERSON_CATEGORY_ID))
+                people_run += len(poses)
+            metrics = coco_keypoint_eval(dataset, results, sigmas=scored.sigmas,
+                                         image_ids=selected)
+            return EvalReport(metrics=metrics, images=len(images), people=people_run,
+                              backend=_backend_name(runner), family=card.family,
+                              variant=card.variant, precision=card.precision, flip_test=False,
+                              refine="none", box_source=f"none (bottom-up; scored as "
+                                                        f"{scored.name})",
+                              wall_time_s=time.perf_counter() - start,
+                              random_init=card.random_init)
         if count is not None and count != keypoint_set.num_keypoints:
             raise InputError(f"the model predicts {keypoint_set.num_keypoints} "
                              f"{keypoint_set.name} keypoints but the annotations have {count} "

@@ -53,6 +53,27 @@ class Poses:
     def __len__(self) -> int:
         return self.xy.shape[0]
 
+    def in_keypoint_set(self, name: str) -> "Poses":
+        """The same people in keypoint set `name`, matched by keypoint name.
+
+        For scoring a model against annotations of another convention, e.g. OpenPose's
+        COCO-18 or BODY_25 against COCO-17 ground truth: the neck, mid-hip and feet the
+        target lacks are dropped, and the rest is reordered. InputError when the target
+        has a keypoint this set does not predict.
+        """
+        source, target = get_keypoint_set(self.keypoint_set), get_keypoint_set(name)
+        if source.name == target.name:
+            return self
+        position = {keypoint: i for i, keypoint in enumerate(source.names)}
+        absent = [keypoint for keypoint in target.names if keypoint not in position]
+        if absent:
+            raise InputError(f"{source.name} poses cannot be given as {target.name}: they have "
+                             f"no {', '.join(absent)}")
+        index = [position[keypoint] for keypoint in target.names]
+        return Poses(xy=self.xy[:, index], scores=self.scores[:, index],
+                     person_scores=self.person_scores, keypoint_set=target.name,
+                     boxes=self.boxes)
+
     def to_coco_results(self, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
         """COCO keypoint results: flat [x, y, score] per keypoint, as the evaluators read them."""
         triples = np.concatenate([self.xy, self.scores[..., None]], axis=2)

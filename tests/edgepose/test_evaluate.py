@@ -4,6 +4,7 @@ with a stand-in runner that knows the truth.
 """
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -28,6 +29,7 @@ from edgepose.evaluate import (
     pckh,
 )
 from edgepose.keypoints import COCO17
+from edgepose.poses import Poses
 from edgepose.preprocess import affine_matrices, box_to_center_scale
 
 K = 17
@@ -460,12 +462,52 @@ def test_evaluate_model_limit_scores_only_the_images_run(coco_folder, truth_runn
     assert report.metrics["AP"] >= 0.95
 
 
-def test_evaluate_model_refuses_bottom_up_models(coco_folder, monkeypatch):
+def _coco18_from_coco17(keypoints):
+    """COCO-17 truth (K, 3) as an OpenPose COCO-18 pose: CMU's order, neck between the
+    shoulders; written from the two layouts' published orders, not from the runtime's sets."""
+    cmu_order = [0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
+    neck = (keypoints[5, :2] + keypoints[6, :2]) / 2
+    return np.array([neck if i is None else keypoints[i, :2] for i in cmu_order])
+
+
+class TruthBottomUp:
+    """Stands in for BottomUpPipeline: finds the people by their grey boxes in the frame and
+    answers their true keypoints in COCO-18."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def __call__(self, image):
+        found = [truth for grey, truth in self.runner.truth.items() if (image == grey).any()]
+        xy = np.array([_coco18_from_coco17(keypoints) for _, keypoints in found]).reshape(-1, 18, 2)
+        return Poses(xy=xy, scores=np.ones(xy.shape[:2]), person_scores=np.ones(len(xy)),
+                     keypoint_set="coco18")
+
+
+@pytest.fixture
+def bottom_up(coco_folder, monkeypatch):
     annotations, images, truth = coco_folder
+    cv2.imwrite(str(images / "4.png"), np.zeros((240, 320, 3), np.uint8))  # bottom-up runs it
     runner = TruthRunner(truth, paradigm="bottom-up")
+    runner.card = dataclasses.replace(runner.card, keypoints="coco18")
     monkeypatch.setattr(evaluate, "open_runner", lambda path, **options: runner)
+    monkeypatch.setattr(evaluate, "BottomUpPipeline", TruthBottomUp)
+    return annotations, images
+
+
+def test_bottom_up_model_is_scored_in_the_annotations_keypoint_set(bottom_up):
+    annotations, images = bottom_up
+    report = evaluate_model("openpose.onnx", annotations, images, progress=False)
+    assert report.metrics["AP"] >= 0.95 and report.metrics["AR"] >= 0.95
+    assert (report.images, report.people) == (4, 4)
+    assert "coco17" in report.box_source
+
+
+@pytest.mark.parametrize("option", [{"flip": True}, {"refine": "dark"}])
+def test_bottom_up_refuses_top_down_options(bottom_up, option):
+    annotations, images = bottom_up
     with pytest.raises(InputError, match="bottom-up"):
-        evaluate_model("truth.onnx", annotations, images, progress=False)
+        evaluate_model("openpose.onnx", annotations, images, progress=False, **option)
 
 
 @pytest.mark.parametrize("breakage, message", [

@@ -44,3 +44,19 @@ def test_shapes_are_validated(field, value, message):
 def test_empty_poses():
     poses = Poses(np.zeros((0, 17, 2)), np.zeros((0, 17)), np.zeros(0), "coco17")
     assert len(poses) == 0 and poses.to_coco_results(1) == []
+
+
+def test_poses_change_keypoint_set_by_name():
+    from edgepose.keypoints import get_keypoint_set
+
+    coco18 = get_keypoint_set("coco18")
+    # Each keypoint's x is its COCO-18 index, so the reordering is visible in the values.
+    xy = np.stack([np.arange(18.0), np.zeros(18)], axis=1)[None]
+    poses = Poses(xy=xy, scores=np.ones((1, 18)), person_scores=np.ones(1), keypoint_set="coco18")
+    coco17 = poses.in_keypoint_set("coco17")
+    assert coco17.keypoint_set == "coco17" and coco17.xy.shape == (1, 17, 2)
+    # COCO-17 order (nose, eyes, ears, shoulders, ...) against CMU's COCO-18 indices.
+    assert list(coco17.xy[0, :, 0]) == [0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10]
+    assert coco18.names[1] == "neck" and poses.in_keypoint_set("coco18") is poses
+    with pytest.raises(InputError, match="neck"):
+        coco17.in_keypoint_set("coco18")
