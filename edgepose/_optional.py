@@ -78,6 +78,11 @@ def pycuda_driver() -> ModuleType:
         raise MissingDependencyError("pycuda", "pycuda", "The pycuda CUDA layer") from exc
 
 
+def scipy_optimize() -> ModuleType:
+    """scipy.optimize, whose linear_sum_assignment is the AE decoder's Hungarian matching."""
+    return import_optional("scipy.optimize", "ae", "Associative Embedding grouping")
+
+
 def pycocotools() -> ModuleType:
     """pycocotools with its `coco` and `cocoeval` modules loaded (COCO keypoint evaluation).
 

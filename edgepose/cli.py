@@ -25,14 +25,19 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         description="Load an official checkpoint strictly, export it to ONNX with a dynamic "
                     "batch axis and the edgepose model card embedded, then check the ONNX "
                     "output against PyTorch with ONNX Runtime.")
-    parser.add_argument("family", choices=["hrnet", "openpose", "cpm"], help="model family")
+    parser.add_argument("family",
+                        choices=["hrnet", "openpose", "cpm", "hourglass", "ae", "higherhrnet"],
+                        help="model family")
     parser.add_argument("--variant", required=True,
                         help="HRNet: w{width}_{height}x{width}, e.g. w32_256x192, w48_384x288, "
                              "w8_128x96; OpenPose: coco18 or body25; CPM: centermap (6 stages, "
-                             "pose_deploy_centerMap) or vgg (pose_deploy_resize)")
+                             "pose_deploy_centerMap) or vgg (pose_deploy_resize); hourglass: "
+                             "princeton_s8, princeton_s2, bearpaw_s8_b1, bearpaw_s2_b1; ae: "
+                             "hg4_512 (pose-ae-train); higherhrnet: w32_512, w32_640, w48_640")
     parser.add_argument("--checkpoint", type=Path,
-                        help="official or mmpose .pth (loaded with weights_only=True), or CMU's "
-                             "OpenPose/CPM .caffemodel (read without Caffe)")
+                        help="official or mmpose .pth / .pth.tar (loaded with "
+                             "weights_only=True), or CMU's OpenPose/CPM .caffemodel (read "
+                             "without Caffe)")
     parser.add_argument("--input-size", metavar="HxW",
                         help="network input HEIGHTxWIDTH, multiples of 8, for families whose "
                              "variant does not fix it (OpenPose; default 368x656)")
@@ -339,9 +344,11 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refine", choices=["none", "shift", "dark"],
                         help="sub-pixel refinement (default: as the model card says, "
                              "'shift' = official quarter-pixel shift)")
-    parser.add_argument("--preset", choices=["python", "cmu"],
-                        help="bottom-up PAF grouping constants: 'python' (the widely used "
-                             "Python port) or 'cmu' (OpenPose C++ defaults); default: the card's")
+    parser.add_argument("--preset", choices=["python", "cmu", "pose-ae-train", "higherhrnet"],
+                        help="bottom-up grouping constants; PAF (OpenPose): 'python' (the "
+                             "widely used Python port) or 'cmu' (OpenPose C++ defaults); "
+                             "associative embedding: 'pose-ae-train' or 'higherhrnet'; "
+                             "default: the card's")
     parser.add_argument("--image-id", type=int, default=0,
                         help="image_id written in the COCO results (default 0)")
     parser.add_argument("--json", type=Path, help="write COCO keypoint results here")
@@ -355,7 +362,7 @@ def _run_infer(args: argparse.Namespace) -> int:
     from edgepose.io import (parse_boxes, read_boxes_json, read_image, write_image_atomic,
                              write_json_atomic)
     from edgepose.errors import InputError
-    from edgepose.pipeline import BottomUpPipeline, TopDownPipeline
+    from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
 
     image = read_image(args.image)
     boxes = scores = None
@@ -373,10 +380,10 @@ def _run_infer(args: argparse.Namespace) -> int:
                 raise InputError(f"{' and '.join(given)} do not apply to the bottom-up model "
                                  f"{card.family}/{card.variant}: it finds people in the whole "
                                  "frame")
-            poses = BottomUpPipeline(runner, preset=args.preset)(image)
+            poses = bottom_up_pipeline(runner, preset=args.preset)(image)
         else:
             if args.preset is not None:
-                raise InputError("--preset applies to bottom-up (PAF) models only")
+                raise InputError("--preset applies to bottom-up models only")
             pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine)
             poses = pipeline(image, boxes, scores)
     results = poses.to_coco_results(args.image_id)

@@ -28,7 +28,7 @@ from edgepose.backends import open_runner
 from edgepose.errors import InputError
 from edgepose.io import read_image, read_json
 from edgepose.keypoints import COCO17, KEYPOINT_SETS, MPII16, KeypointSet, get_keypoint_set
-from edgepose.pipeline import BottomUpPipeline, TopDownPipeline
+from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
 
 _log = logging.getLogger(__name__)
 
@@ -644,7 +644,7 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
                                  "refinement do not apply")
             scored = _scored_keypoint_set(keypoint_set, count)
             _check_image_files(images, images_dir, annotations_path)
-            pipeline = BottomUpPipeline(runner)
+            pipeline = bottom_up_pipeline(runner)
             for image_info in _progress(images, progress):
                 poses = pipeline(read_image(images_dir / image_info["file_name"]))
                 poses = poses.in_keypoint_set(scored.name)

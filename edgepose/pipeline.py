@@ -1,7 +1,8 @@
 """Pipelines: a frame in, Poses out, driven by the runner's ModelCard alone.
 
-TopDownPipeline crops person boxes; BottomUpPipeline runs the whole frame and
-groups parts into people (OpenPose PAFs).
+TopDownPipeline crops person boxes; BottomUpPipeline (OpenPose PAFs) and
+AeBottomUpPipeline (associative embedding: AE, HigherHRNet) run the whole frame
+and group parts into people; bottom_up_pipeline picks one by the card.
 
 Shape letters: N people, K keypoints, H, W heatmap size.
 """
@@ -12,7 +13,10 @@ import numpy as np
 
 from edgepose.backends.base import Runner
 from edgepose.card import ModelCard
+from edgepose.decode.ae import AeDecoder, AeParams, aggregate_higherhrnet, resize_bilinear
+from edgepose.decode.ae import average_flip as ae_average_flip
 from edgepose.decode.cpm import CpmDecoder
+from edgepose.decode.hourglass import HourglassDecoder
 from edgepose.decode.paf import PafDecoder, PafParams, resize_maps_to_image
 from edgepose.decode.topdown import TopDownDecoder, average_flip
 from edgepose.errors import CardError, DecodeError, InputError
@@ -51,8 +55,9 @@ class TopDownPipeline:
     `box_padding` overrides the card's (input.extra "box_padding", else HRNet's 1.25).
     The card's input.extra "box_rule" picks how a box becomes a crop: "fit" (HRNet:
     the box grown to the input's aspect) or "height" (CPM: the box height alone).
-    Decoders: "topdown" (HRNet heatmaps) and "cpm" (belief maps with a background
-    channel, upsampled to the input size).
+    Decoders: "topdown" (HRNet heatmaps), "cpm" (belief maps with a background
+    channel, upsampled to the input size) and "hourglass" (the Princeton or bearpaw
+    quarter-pixel rule, card decoder.extra "source").
     """
 
     def __init__(self, runner: Runner, *, flip_test: bool | None = None,
@@ -117,6 +122,15 @@ class TopDownPipeline:
         """Crop centers and scales (N, 2) for boxes (N, 4) xywh, by the card's box rule."""
         return crop_centers_scales(boxes, self.card.input, self.box_padding)
 
+    def merge_flip(self, heatmaps: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+        """The flip-test average of the maps of the crops and of their mirror images.
+
+        HRNet shifts the mirrored maps by a pixel (its SHIFT_HEATMAP); the hourglass
+        ports and CPM average them as they are.
+        """
+        return average_flip(heatmaps, mirrored, self.flip_permutation(heatmaps.shape[1]),
+                            shift=self.card.decoder.name == "topdown")
+
     def flip_permutation(self, channels: int) -> np.ndarray:
         """Map channel permutation under a mirror; channels past the keypoints (CPM's
         background) stay where they are."""
@@ -133,8 +147,7 @@ class TopDownPipeline:
         heatmaps = self._infer(tensor)
         if self.flip_test:
             mirrored = np.ascontiguousarray(np.flip(tensor, axis=self._width_axis))
-            heatmaps = average_flip(heatmaps, self._infer(mirrored),
-                                    self.flip_permutation(heatmaps.shape[1]))
+            heatmaps = self.merge_flip(heatmaps, self._infer(mirrored))
         return heatmaps
 
     def _infer(self, tensor: np.ndarray) -> np.ndarray:
@@ -143,8 +156,16 @@ class TopDownPipeline:
         return np.array(outputs[self.heatmap_name], dtype=np.float32, copy=True)
 
 
-def top_down_decoder(card: ModelCard, refine: str | None = None) -> TopDownDecoder | CpmDecoder:
+def top_down_decoder(card: ModelCard, refine: str | None = None
+                     ) -> TopDownDecoder | CpmDecoder | HourglassDecoder:
     """The decoder a top-down card names; `refine` overrides the card's refinement."""
+    if card.decoder.name == "hourglass":
+        if refine not in (None, "none"):
+            raise InputError(f"the hourglass ports refine by their own quarter-pixel rule "
+                             f"({card.decoder.extra.get('source')}); refine {refine!r} does "
+                             "not apply")
+        return HourglassDecoder(refine=card.decoder.extra.get("source", "princeton"),
+                                integer=bool(card.decoder.extra.get("integer", False)))
     if card.decoder.name == "cpm":
         if refine not in (None, "none"):
             raise InputError(f"CPM decoding is the published argmax of upsampled maps; "
@@ -153,7 +174,7 @@ def top_down_decoder(card: ModelCard, refine: str | None = None) -> TopDownDecod
                           background=bool(card.decoder.extra.get("background", True)))
     if card.decoder.name != "topdown":
         raise CardError(f"{card.family}/{card.variant}: decoder {card.decoder.name!r} is not a "
-                        "top-down decoder (topdown, cpm)")
+                        "top-down decoder (topdown, cpm, hourglass)")
     return TopDownDecoder(refine=card.decoder.refine if refine is None else refine)
 
 
@@ -243,3 +264,86 @@ class BottomUpPipeline:
         xy, scores, person_scores = self.decoder.decode(maps[0], maps[1], image_height=height)
         return Poses(xy=xy, scores=scores, person_scores=person_scores,
                      keypoint_set=self.keypoint_set.name, boxes=keypoint_boxes(xy, scores))
+
+
+class AeBottomUpPipeline:
+    """Frame → fitted into the input → runner → AE grouping → Poses (AE, HigherHRNet).
+
+    The frame is fitted into the card's fixed input size as BottomUpPipeline does.
+    pose-ae-train groups on its stride-4 maps; HigherHRNet first averages its two
+    resolutions (aggregate_higherhrnet) and resizes the maps to the input size, its
+    PROJECT2IMAGE, and groups there. Grouped coordinates carry the sources' half
+    pixel and are scaled to the input and then to the image as the sources' affine
+    does (x · input/map size / resize scale). The sources' multi-scale test is not
+    run: one scale per frame.
+
+    preset: 'pose-ae-train' or 'higherhrnet' (AeParams presets); None takes the
+    card's decoder.extra["preset"]. flip_test: also run the mirrored frame,
+    average the heatmaps and stack the tags (D = 2), as both sources do.
+    """
+
+    def __init__(self, runner: Runner, *, preset: str | None = None,
+                 flip_test: bool | None = None) -> None:
+        card: ModelCard = runner.card
+        if card.paradigm != "bottom-up" or card.decoder.name != "ae":
+            raise CardError(f"{card.family}/{card.variant} ({card.paradigm}, decoder "
+                            f"{card.decoder.name!r}) is not an associative-embedding model")
+        self.runner = runner
+        self.card = card
+        self.keypoint_set = get_keypoint_set(card.keypoints)
+        name = card.decoder.extra.get("preset", "pose-ae-train") if preset is None else preset
+        self.decoder = AeDecoder(AeParams.preset(name))
+        self.flip_test = card.decoder.flip_test if flip_test is None else flip_test
+        self.heatmap_name = card.output("heatmaps").name
+        self.tag_name = card.output("tags").name
+        high = [o for o in card.outputs if o.role == "heatmaps_hr"]
+        self.high_name = high[0].name if high else None
+        self.stride = max(o.stride for o in card.outputs)
+        spec = card.input
+        tensor_shape = ((1, 3, spec.height, spec.width) if spec.layout == "NCHW"
+                        else (1, spec.height, spec.width, 3))
+        self._tensor = np.empty(tensor_shape, np.float32)
+        self._width_axis = 3 if spec.layout == "NCHW" else 2
+
+    def _maps(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Heatmaps and tags (K, H, W) of one input tensor, at the resolution grouped on."""
+        outputs = self.runner.infer({self.card.input.name: tensor})
+        heatmaps = np.array(outputs[self.heatmap_name][0], np.float32)
+        tags = np.array(outputs[self.tag_name][0], np.float32)
+        if self.high_name is None:
+            return heatmaps, tags
+        heatmaps, tags = aggregate_higherhrnet(
+            np.concatenate([heatmaps, tags]), np.asarray(outputs[self.high_name][0], np.float32),
+            self.keypoint_set.num_keypoints)
+        size = (self.card.input.width, self.card.input.height)
+        return resize_bilinear(heatmaps, size), resize_bilinear(tags, size)
+
+    def __call__(self, image: np.ndarray) -> Poses:
+        """image (h, w, 3) BGR uint8 → Poses in image pixels."""
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+                and image.dtype == np.uint8):
+            shape = getattr(image, "shape", None)
+            raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+        spec = self.card.input
+        padded, scale, _ = resize_pad_for_bottom_up(image, spec.height, self.stride,
+                                                    spec.pad_value, target_width=spec.width)
+        tensor = normalize_to_tensor(padded[None], spec.mean, spec.std, color=spec.color,
+                                     layout=spec.layout, out=self._tensor)
+        heatmaps, tags = self._maps(tensor)
+        if self.flip_test:
+            mirrored = np.ascontiguousarray(np.flip(tensor, axis=self._width_axis))
+            heatmaps, tags = ae_average_flip(heatmaps, tags, *self._maps(mirrored),
+                                             self.keypoint_set.flip_permutation())
+        xy, scores, person_scores = self.decoder.decode(heatmaps, tags)
+        to_input = spec.width / heatmaps.shape[2]
+        xy = np.where(scores[..., None] > 0, xy * to_input / scale, 0.0).astype(np.float32)
+        return Poses(xy=xy, scores=scores, person_scores=person_scores,
+                     keypoint_set=self.keypoint_set.name, boxes=keypoint_boxes(xy, scores))
+
+
+def bottom_up_pipeline(runner: Runner, *, preset: str | None = None
+                       ) -> BottomUpPipeline | AeBottomUpPipeline:
+    """The bottom-up pipeline of the card's decoder: PAF grouping or associative embedding."""
+    if runner.card.decoder.name == "ae":
+        return AeBottomUpPipeline(runner, preset=preset)
+    return BottomUpPipeline(runner, preset=preset)

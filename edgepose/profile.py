@@ -49,7 +49,6 @@ import cv2
 import numpy as np
 
 from edgepose.backends import ENGINE_SUFFIXES
-from edgepose.decode.topdown import average_flip
 from edgepose.errors import BackendError, InputError
 from edgepose.io import read_image, write_image_atomic, write_json_atomic
 from edgepose.pipeline import TopDownPipeline, person_scores
@@ -802,8 +801,7 @@ class _TopDownChain:
                 now = clock()
                 decode += now - mark
                 mark = now
-            heatmaps = maps[0] if len(maps) == 1 else average_flip(
-                maps[0], maps[1], pipeline.flip_permutation(maps[0].shape[1]))
+            heatmaps = maps[0] if len(maps) == 1 else pipeline.merge_flip(maps[0], maps[1])
             parts.append(heatmaps)
         heatmaps = parts[0] if len(parts) == 1 else np.concatenate(parts)
         xy, scores = pipeline.decoder.decode(heatmaps, centers, scales)

@@ -17,7 +17,7 @@ from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
 from edgepose.errors import CheckpointError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
 from export.caffe import read_caffemodel
-from export.models import cpm
+from export.models import ae_hourglass, cpm, higherhrnet, hourglass
 from export.checkpoints import load_strict, read_checkpoint, remap_to_model, sha256_of_file
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.models.openpose import STRIDE as OPENPOSE_STRIDE
@@ -26,7 +26,7 @@ from export.onnx import DEFAULT_OPSET, VerificationResult, export_onnx, verify_o
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("hrnet", "openpose", "cpm")
+FAMILIES = ("hrnet", "openpose", "cpm", "hourglass", "ae", "higherhrnet")
 # ImageNet statistics in 0-255 units, RGB order: HRNet's 0-1 normalisation × 255.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -285,6 +285,105 @@ def prepare_cpm(variant: str, checkpoint: str | Path | None, *,
     return PreparedModel(wrapped, cpm_card(parsed, source), layout)
 
 
+def _load_strictly(model: torch.nn.Module, checkpoint: str | Path) -> tuple[str, dict]:
+    """Strict load of a .pth checkpoint (any recognised layout): (layout, card source)."""
+    path = Path(checkpoint)
+    state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
+    load_strict(model, state_dict, source=f"{path} ({layout} layout)")
+    return layout, {"format": layout, "checkpoint": path.name,
+                    "checkpoint_sha256": sha256_of_file(path)}
+
+
+def _random_or_loaded(model: torch.nn.Module, checkpoint: str | Path | None) -> tuple[str, dict]:
+    if checkpoint is None:
+        return "random-init", {"format": "random-init"}
+    return _load_strictly(model, checkpoint)
+
+
+def _square_input(size: int, color: str, mean: tuple[float, float, float],
+                  std: tuple[float, float, float]) -> InputSpec:
+    return InputSpec(name="input", height=size, width=size, layout="NCHW", color=color,
+                     mean=mean, std=std, pad_value=0.0)
+
+
+# RGB/255: Princeton's hourglass and pose-ae-train feed images scaled to 0-1, no mean.
+UNIT_SCALE = (255.0, 255.0, 255.0)
+
+
+def prepare_hourglass(variant: str, checkpoint: str | Path | None) -> PreparedModel:
+    """Stacked Hourglass (Princeton PoseNet or bearpaw hg), exported as its last stack.
+
+    checkpoint: Princeton's checkpoint.pt ({state_dict: model.module.*, optimizer, epoch})
+    or bearpaw's model_best.pth.tar ({state_dict: module.*, ...}); both load strictly.
+    """
+    parsed = hourglass.parse_hourglass_variant(variant)
+    torch.manual_seed(0)
+    model = hourglass.build_hourglass(parsed)
+    layout, source = _random_or_loaded(model, checkpoint)
+    mean = ((0.0, 0.0, 0.0) if parsed.source == "princeton"
+            else tuple(255.0 * m for m in hourglass.BEARPAW_MEAN))
+    card = ModelCard(
+        family="hourglass", variant=parsed.name, paradigm="top-down", keypoints="mpii16",
+        input=_square_input(hourglass.INPUT_SIZE, "RGB", mean, UNIT_SCALE),
+        outputs=(OutputSpec(name="heatmaps", role="heatmaps", stride=hourglass.STRIDE),),
+        # The refinement follows the port the weights come from (decode.hourglass).
+        decoder=DecoderSpec(name="hourglass", refine="none", flip_test=False,
+                            extra={"source": parsed.source, "integer": False}),
+        precision="fp32", source=source)
+    return PreparedModel(hourglass.LastStack(model), card, layout)
+
+
+class _SplitHeads(torch.nn.Module):
+    """HigherHRNet as the runtime reads it: (heatmaps, tags) at 1/4, heatmaps_hr at 1/2."""
+
+    def __init__(self, model: higherhrnet.HigherHRNet, joints: int) -> None:
+        super().__init__()
+        self.model, self.joints = model, joints
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        low, high = self.model(x)
+        return low[:, :self.joints], low[:, self.joints:], high
+
+
+def _ae_card(family: str, variant: str, size: int, mean, std, outputs, preset: str,
+             source: dict) -> ModelCard:
+    return ModelCard(
+        family=family, variant=variant, paradigm="bottom-up", keypoints="coco17",
+        input=_square_input(size, "RGB", mean, std), outputs=outputs,
+        decoder=DecoderSpec(name="ae", refine="none", flip_test=False,
+                            extra={"preset": preset}),
+        precision="fp32", source=source)
+
+
+def prepare_higherhrnet(variant: str, checkpoint: str | Path | None) -> PreparedModel:
+    """HigherHRNet (official or mmpose 0.x checkpoint), outputs split by role."""
+    parsed = higherhrnet.parse_higherhrnet_variant(variant)
+    torch.manual_seed(0)
+    model = higherhrnet.build_higherhrnet(parsed)
+    layout, source = _random_or_loaded(model, checkpoint)
+    low, high = higherhrnet.STRIDES
+    outputs = (OutputSpec(name="heatmaps", role="heatmaps", stride=low),
+               OutputSpec(name="tags", role="tags", stride=low),
+               OutputSpec(name="heatmaps_hr", role="heatmaps_hr", stride=high))
+    card = _ae_card("higherhrnet", parsed.name, parsed.input_size, IMAGENET_MEAN, IMAGENET_STD,
+                    outputs, "higherhrnet", source)
+    return PreparedModel(_SplitHeads(model, higherhrnet.NUM_JOINTS), card, layout)
+
+
+def prepare_ae(variant: str, checkpoint: str | Path | None) -> PreparedModel:
+    """pose-ae-train's 4-stack Associative Embedding hourglass, last stack's heatmaps and tags."""
+    parsed = ae_hourglass.parse_ae_variant(variant)
+    torch.manual_seed(0)
+    model = ae_hourglass.build_ae_hourglass(parsed)
+    layout, source = _random_or_loaded(model, checkpoint)
+    stride = ae_hourglass.STRIDE
+    outputs = (OutputSpec(name="heatmaps", role="heatmaps", stride=stride),
+               OutputSpec(name="tags", role="tags", stride=stride))
+    card = _ae_card("ae", parsed.name, parsed.input_size, (0.0, 0.0, 0.0), UNIT_SCALE, outputs,
+                    "pose-ae-train", source)
+    return PreparedModel(ae_hourglass.AEHourglassExport(model), card, layout)
+
+
 def prepare_model(family: str, variant: str, checkpoint: str | Path | None, *,
                   keypoints: str | None = None,
                   input_size: tuple[int, int] | None = None) -> PreparedModel:
@@ -300,6 +399,19 @@ def prepare_model(family: str, variant: str, checkpoint: str | Path | None, *,
         if input_size is not None:
             raise InputError("CPM runs at the released models' 368x368; leave out --input-size")
         return prepare_cpm(variant, checkpoint, keypoints=keypoints)
+    if family in ("hourglass", "ae", "higherhrnet"):
+        if input_size is not None:
+            raise InputError(f"{family} takes its input size from --variant; leave out "
+                             "--input-size")
+        expected = "mpii16" if family == "hourglass" else "coco17"
+        if keypoints not in (None, expected):
+            raise InputError(f"{family} predicts the {expected} keypoint set; --keypoints "
+                             f"{keypoints} does not match (leave it out)")
+        if family == "hourglass":
+            return prepare_hourglass(variant, checkpoint)
+        if family == "ae":
+            return prepare_ae(variant, checkpoint)
+        return prepare_higherhrnet(variant, checkpoint)
     raise InputError(f"unknown model family {family!r}; supported: {', '.join(FAMILIES)}")
 
 

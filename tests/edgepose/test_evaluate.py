@@ -491,7 +491,7 @@ def bottom_up(coco_folder, monkeypatch):
     runner = TruthRunner(truth, paradigm="bottom-up")
     runner.card = dataclasses.replace(runner.card, keypoints="coco18")
     monkeypatch.setattr(evaluate, "open_runner", lambda path, **options: runner)
-    monkeypatch.setattr(evaluate, "BottomUpPipeline", TruthBottomUp)
+    monkeypatch.setattr(evaluate, "bottom_up_pipeline", TruthBottomUp)
     return annotations, images
 
 
