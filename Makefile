@@ -27,7 +27,7 @@ demo: $(STAMP)
 demo-checkpoint: $(STAMP)
 	$(PY) -m calib.synthetic --out $(TRAIN_DATA) --count 4000 --seed 1 --quiet
 	$(PY) -m export.train --annotations $(TRAIN_DATA)/person_keypoints.json \
-		--images $(TRAIN_DATA)/images --steps 1200 --out $(DEMO_CHECKPOINT)
+		--images $(TRAIN_DATA)/images --steps 1400 --out $(DEMO_CHECKPOINT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -36,8 +36,6 @@ from export.models.hrnet import build_hrnet, parse_hrnet_variant
 
 log = logging.getLogger(__name__)
 
-# Official HRNet: sigma 2 at 64x48 heatmaps; the same size relative to the person.
-SIGMA_PER_HEATMAP_WIDTH = 2.0 / 48
 
 
 @dataclass(frozen=True)
@@ -46,13 +44,21 @@ class TrainConfig:
     keypoints: str = "coco17"
     steps: int = 1400
     batch_size: int = 32
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-3
     weight_decay: float = 1e-4
     scale_jitter: float = 0.25   # crop scale × U(1 − j, 1 + j)
     rotation_degrees: float = 30.0  # official: ±40 with probability 0.6; milder for small data
     flip_probability: float = 0.5
     seed: int = 0
     threads: int = 2
+    # Target Gaussian sigma as a fraction of the heatmap width: 2 px at 32x24, twice
+    # the official 2 px at 64x48. Broader peaks give the small net a signal to learn
+    # from in a short CPU run; the decoder's sub-pixel step recovers the precision.
+    sigma_fraction: float = 2.0 / 24
+    # Squared errors weigh (1 + foreground_weight × target): without it, the few peak
+    # pixels of each map are outvoted by the background and a short run ends with flat
+    # maps (measured: AP 0.03 vs 0.26 after 300 steps, sigma 2 px, lr 5e-3).
+    foreground_weight: float = 9.0
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class CropDataset(torch.utils.data.Dataset):
         self.train = train
         self.input_size = (variant.input_width, variant.input_height)
         self.heatmap_size = (variant.input_width // 4, variant.input_height // 4)
-        self.sigma = SIGMA_PER_HEATMAP_WIDTH * self.heatmap_size[0]
+        self.sigma = config.sigma_fraction * self.heatmap_size[0]
         self.flip = get_keypoint_set(config.keypoints).flip_permutation()
         self.mean = np.array(IMAGENET_MEAN, np.float32)
         self.std = np.array(IMAGENET_STD, np.float32)
@@ -168,9 +174,14 @@ def _progress(total: int):
     return tqdm(total=total, desc="train", unit="step")
 
 
-def weighted_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Official JointsMSELoss with target weights: 0.5 × mean squared error per visible joint."""
-    return 0.5 * (((output - target) ** 2).mean(dim=(2, 3)) * weight).mean()
+def weighted_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                 foreground_weight: float = 0.0) -> torch.Tensor:
+    """Official JointsMSELoss with target weights (0.5 × mean squared error per visible joint),
+    each pixel's error weighed by 1 + foreground_weight × target."""
+    squared = (output - target) ** 2
+    if foreground_weight:
+        squared = squared * (1 + foreground_weight * target)
+    return 0.5 * (squared.mean(dim=(2, 3)) * weight).mean()
 
 
 def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> dict:
@@ -182,6 +193,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
         raise ValueError(f"no labelled people in {annotations}")
     variant = parse_hrnet_variant(config.variant)
     model = build_hrnet(variant, get_keypoint_set(config.keypoints).num_keypoints)
+    model.init_weights()
     loader = torch.utils.data.DataLoader(CropDataset(people, config, train=True),
                                          batch_size=config.batch_size, shuffle=True,
                                          drop_last=True, num_workers=0)
@@ -198,7 +210,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     progress = _progress(config.steps)
     while steps < config.steps:
         for inputs, targets, weights in loader:
-            loss = weighted_mse(model(inputs), targets, weights)
+            loss = weighted_mse(model(inputs), targets, weights, config.foreground_weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -254,6 +254,23 @@ class HRNet(nn.Module):
         xs = _apply_transition(self.transition3, self.stage3(xs))
         return self.final_layer(self.stage4(xs)[0])
 
+    def init_weights(self) -> None:
+        """The official from-scratch initialisation (convolutions N(0, 0.001), BN identity).
+
+        Training needs it: PyTorch's default init makes the untrained head emit
+        heatmaps in the hundreds, and the first steps then drive every output to zero,
+        where MSE on small Gaussians sits for a long time. Not applied by the
+        constructor, because random-weight export tests want outputs of ordinary size.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(module.weight, std=0.001)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
 
 def _apply_transition(transition: nn.ModuleList, ys: list[torch.Tensor]) -> list[torch.Tensor]:
     """Existing branches come from themselves, new ones from the coarsest branch."""

@@ -9,7 +9,8 @@ from edgepose.decode.topdown import TopDownDecoder
 from edgepose.preprocess import box_to_center_scale
 from export.checkpoints import load_checkpoint_into
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
-from export.train import CropDataset, TrainConfig, gaussian_targets, load_people, train
+from export.train import (CropDataset, TrainConfig, gaussian_targets, load_people, train,
+                          weighted_mse)
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,29 @@ def test_training_writes_a_strictly_loadable_float16_checkpoint(tiny_set, tmp_pa
     assert state["final_layer.weight"].dtype == torch.float16
     model = build_hrnet(parse_hrnet_variant("w8_128x96"), 17)
     assert load_checkpoint_into(model, out) == "official"
+
+
+def test_weighted_mse_follows_its_formula():
+    output = torch.tensor([[[[0.5, 0.0], [0.0, 0.2]]], [[[0.1, 0.1], [0.1, 0.1]]]])
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.5]]], [[[0.0, 0.0], [0.0, 0.0]]]])
+    weight = torch.tensor([[1.0], [0.0]])  # the second person's joint is not labelled
+    # Person 0: squared errors 0.25, 0, 0, 0.09 weighed by 1 + 9·target = 10, 1, 1, 5.5.
+    expected = 0.5 * ((0.25 * 10 + 0.09 * 5.5) / 4 * 1.0 + 0.0) / 2
+    got = weighted_mse(output, target, weight, foreground_weight=9.0)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # Without foreground weighting it is the official JointsMSELoss.
+    plain = 0.5 * ((0.25 + 0.09) / 4) / 2
+    assert weighted_mse(output, target, weight).item() == pytest.approx(plain, rel=1e-6)
+
+
+def test_official_init_is_small_normal_convs_and_identity_batchnorm():
+    model = build_hrnet(parse_hrnet_variant("w8_128x96"), 17)
+    model.init_weights()
+    weights = torch.cat([m.weight.flatten() for m in model.modules()
+                         if isinstance(m, torch.nn.Conv2d)])
+    assert weights.numel() > 100_000
+    assert weights.std().item() == pytest.approx(0.001, rel=0.02)
+    assert abs(weights.mean().item()) < 1e-5
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
+    assert torch.all(model.final_layer.bias == 0)
