@@ -24,9 +24,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.timing import median_seconds  # noqa: E402
 from edgepose.decode.paf import PafDecoder, PafParams, find_peaks  # noqa: E402
 from edgepose.keypoints import COCO18  # noqa: E402
 
@@ -48,21 +47,14 @@ def load_reference():
     return paf_reference
 
 
-def median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=30, help="people in the frame (default 30)")
     parser.add_argument("--size", default="368x656", help="frame HxW (default 368x656)")
-    parser.add_argument("--preset", choices=("python", "cmu"), default="python")
-    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--preset", choices=("python", "cmu"), default="python",
+                        help="the decoder's constants (default python)")
+    parser.add_argument("--seed", type=int, default=4,
+                        help="seed of the synthetic people (default 4)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs of the loop reference (default 3; the vectorised "
                              "decoder runs 10x as many)")

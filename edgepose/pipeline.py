@@ -38,6 +38,13 @@ KEYPOINT_VOTE_THRESHOLD = 0.2
 DEFAULT_CHUNK = 16
 
 
+def _check_frame(image: object) -> None:
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+            and image.dtype == np.uint8):
+        shape = getattr(image, "shape", None)
+        raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+
+
 def person_scores(keypoint_scores: np.ndarray, box_scores: np.ndarray,
                   threshold: float = KEYPOINT_VOTE_THRESHOLD) -> np.ndarray:
     """COCO person score: box score × mean of the keypoint scores above `threshold` (0 if none)."""
@@ -92,10 +99,7 @@ class TopDownPipeline:
     def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None,
                  box_scores: np.ndarray | None = None) -> Poses:
         """image (h, w, 3) BGR uint8; boxes (N,4) xywh pixels (None: the whole image)."""
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-                and image.dtype == np.uint8):
-            shape = getattr(image, "shape", None)
-            raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+        _check_frame(image)
         height, width = image.shape[:2]
         if boxes is None:
             boxes = np.array([[0.0, 0.0, width, height]], np.float32)
@@ -242,10 +246,7 @@ class BottomUpPipeline:
 
     def __call__(self, image: np.ndarray) -> Poses:
         """image (h, w, 3) BGR uint8 → Poses in image pixels."""
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-                and image.dtype == np.uint8):
-            shape = getattr(image, "shape", None)
-            raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+        _check_frame(image)
         spec = self.card.input
         height, width = image.shape[:2]
         padded, _, (pad_bottom, pad_right) = resize_pad_for_bottom_up(
@@ -320,10 +321,7 @@ class AeBottomUpPipeline:
 
     def __call__(self, image: np.ndarray) -> Poses:
         """image (h, w, 3) BGR uint8 → Poses in image pixels."""
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-                and image.dtype == np.uint8):
-            shape = getattr(image, "shape", None)
-            raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+        _check_frame(image)
         spec = self.card.input
         padded, scale, _ = resize_pad_for_bottom_up(image, spec.height, self.stride,
                                                     spec.pad_value, target_width=spec.width)

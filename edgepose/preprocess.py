@@ -44,6 +44,20 @@ def _size(name: str, size: object) -> tuple[int, int]:
     return width, height
 
 
+def _box_centers(boxes: np.ndarray, **positive: float
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Box centers (N, 2) float32 and (widths, heights) float64 of (N, 4) xywh boxes, after
+    checking the boxes' shape and that every named number is positive and finite."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(f"boxes must have shape (N, 4) as xywh, got {boxes.shape}")
+    for name, value in positive.items():
+        if not (np.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive finite number, got {value!r}")
+    x, y, w, h = boxes.T
+    return np.stack([x + w * 0.5, y + h * 0.5], axis=1).astype(np.float32), (w, h)
+
+
 def box_to_center_scale(
     boxes: np.ndarray,
     aspect_ratio: float,
@@ -57,15 +71,8 @@ def box_to_center_scale(
     shrinks) to the input aspect ratio before it is divided by pixel_std and
     padded, so the crop keeps the person's proportions.
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise InputError(f"boxes must have shape (N, 4) as xywh, got {boxes.shape}")
-    for name, value in (("aspect_ratio", aspect_ratio), ("padding", padding),
-                        ("pixel_std", pixel_std)):
-        if not (np.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive finite number, got {value!r}")
-    x, y, w, h = boxes.T
-    centers = np.stack([x + w * 0.5, y + h * 0.5], axis=1).astype(np.float32)
+    centers, (w, h) = _box_centers(boxes, aspect_ratio=aspect_ratio, padding=padding,
+                                   pixel_std=pixel_std)
     wide = w > aspect_ratio * h
     tall = w < aspect_ratio * h
     grown_w = np.where(tall, h * aspect_ratio, w)
@@ -90,15 +97,8 @@ def box_height_to_center_scale(
     crop's sides. Returns centers (N, 2) and scales (N, 2) float32, in the same
     units as box_to_center_scale, for an input of width / height `aspect_ratio`.
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise InputError(f"boxes must have shape (N, 4) as xywh, got {boxes.shape}")
-    for name, value in (("aspect_ratio", aspect_ratio), ("padding", padding),
-                        ("pixel_std", pixel_std)):
-        if not (np.isfinite(value) and value > 0):
-            raise InputError(f"{name} must be a positive finite number, got {value!r}")
-    x, y, w, h = boxes.T
-    centers = np.stack([x + w * 0.5, y + h * 0.5], axis=1).astype(np.float32)
+    centers, (_, h) = _box_centers(boxes, aspect_ratio=aspect_ratio, padding=padding,
+                                   pixel_std=pixel_std)
     tall = h * padding / pixel_std
     scales = np.stack([tall * aspect_ratio, tall], axis=1).astype(np.float32)
     return centers, scales

@@ -171,6 +171,17 @@ def _openpose_variant_hint(keys: set[str], variant: OpenPoseVariant) -> str:
     return f"; it looks like a {other[0]} checkpoint: use --variant {other[0]}" if other else ""
 
 
+def _caffe_named_weights(model: torch.nn.Module, path: Path
+                         ) -> tuple[dict[str, torch.Tensor], str, str]:
+    """Weights for a Caffe-named model from CMU's .caffemodel (read without Caffe) or a
+    converted .pth: (state dict, layout, where, for error messages)."""
+    if path.suffix.lower() == ".caffemodel":
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        return read_caffemodel(path, expected_shapes=expected), "caffemodel", f"caffemodel {path}"
+    state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
+    return state_dict, layout, f"{path} ({layout} layout)"
+
+
 def prepare_openpose(variant: str, checkpoint: str | Path | None, *,
                      input_size: tuple[int, int] | None = None, keypoints: str | None = None,
                      relu_on_final_heatmaps: bool = False) -> PreparedModel:
@@ -196,13 +207,7 @@ def prepare_openpose(variant: str, checkpoint: str | Path | None, *,
         return PreparedModel(model, card, "random-init")
     model = build_openpose(parsed, relu_on_final_heatmaps=relu_on_final_heatmaps)
     path = Path(checkpoint)
-    if path.suffix.lower() == ".caffemodel":
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        state_dict = read_caffemodel(path, expected_shapes=expected)
-        layout, source = "caffemodel", f"caffemodel {path}"
-    else:
-        state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
-        source = f"{path} ({layout} layout)"
+    state_dict, layout, source = _caffe_named_weights(model, path)
     try:
         load_strict(model, state_dict, source=source)
     except CheckpointError as exc:
@@ -263,13 +268,7 @@ def prepare_cpm(variant: str, checkpoint: str | Path | None, *,
     else:
         model = cpm.build_cpm(parsed)
         path = Path(checkpoint)
-        if path.suffix.lower() == ".caffemodel":
-            expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-            state_dict = read_caffemodel(path, expected_shapes=expected)
-            layout, where = "caffemodel", f"caffemodel {path}"
-        else:
-            state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
-            where = f"{path} ({layout} layout)"
+        state_dict, layout, where = _caffe_named_weights(model, path)
         try:
             load_strict(model, state_dict, source=where)
         except CheckpointError as exc:
