@@ -22,8 +22,8 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(PY) tools/demo.py --out out/demo
 
-# The recipe for the demo checkpoint (about 22 minutes on 2 idle CPU cores). It does not
-# converge to a useful model yet, so none ships; see README "Data and the demo model".
+# The recipe of the shipped demo checkpoint (about 26 minutes on 2 idle CPU cores); see
+# README "Data and the demo model".
 demo-checkpoint: $(STAMP)
 	$(PY) -m calib.synthetic --out $(TRAIN_DATA) --count 4000 --seed 1 --quiet
 	$(PY) -m export.train --annotations $(TRAIN_DATA)/person_keypoints.json \
