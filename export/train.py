@@ -28,11 +28,12 @@ import cv2
 import numpy as np
 import torch
 
-from edgepose.io import atomic_path, read_image, write_json_atomic
+from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
+from export.training import adamw_one_cycle, progress_bar, save_float16
 
 log = logging.getLogger(__name__)
 
@@ -163,17 +164,6 @@ class CropDataset(torch.utils.data.Dataset):
                 torch.from_numpy(visible))
 
 
-def _progress(total: int):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        class _Silent:
-            def update(self, _count: int) -> None: ...
-            def close(self) -> None: ...
-        return _Silent()
-    return tqdm(total=total, desc="train", unit="step")
-
-
 def weighted_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
                  foreground_weight: float = 0.0) -> torch.Tensor:
     """Official JointsMSELoss with target weights (0.5 × mean squared error per visible joint),
@@ -197,17 +187,14 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     loader = torch.utils.data.DataLoader(CropDataset(people, config, train=True),
                                          batch_size=config.batch_size, shuffle=True,
                                          drop_last=True, num_workers=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.05,
-        anneal_strategy="cos")
+    optimizer, scheduler = adamw_one_cycle(model, config.learning_rate, config.weight_decay,
+                                           config.steps)
     start = time.monotonic()
     steps = 0
     running = 0.0
     history = []
     model.train()
-    progress = _progress(config.steps)
+    progress = progress_bar(config.steps, "train")
     while steps < config.steps:
         for inputs, targets, weights in loader:
             loss = weighted_mse(model(inputs), targets, weights, config.foreground_weight)
@@ -228,10 +215,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
                 break
     progress.close()
     model.eval()
-    state = {key: value.half() if value.is_floating_point() else value
-             for key, value in model.state_dict().items()}
-    with atomic_path(out) as temporary:
-        torch.save(state, temporary)
+    save_float16(model, out)
     record = {
         "checkpoint": out.name,
         "config": asdict(config),

@@ -65,11 +65,12 @@ import torch
 from torch import nn
 
 from edgepose.errors import EdgeposeError, InputError
-from edgepose.io import atomic_path, read_image, write_json_atomic
+from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import COCO18, KeypointSet
 from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_pad_for_bottom_up
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
+from export.training import adamw_one_cycle, progress_bar, save_float16
 
 log = logging.getLogger(__name__)
 
@@ -430,17 +431,6 @@ def openpose_loss(outputs: Mapping[str, torch.Tensor], pafs: torch.Tensor,
 # --- training ---------------------------------------------------------------------------
 
 
-def _progress(total: int):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        class _Silent:
-            def update(self, _count: int) -> None: ...
-            def close(self) -> None: ...
-        return _Silent()
-    return tqdm(total=total, desc="train openpose", unit="step")
-
-
 def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> dict:
     """Train for `config.steps`; write the float16 checkpoint to `out` and its record to
     out.with_suffix('.json'); return the record."""
@@ -459,16 +449,13 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
                                          batch_size=config.batch_size, shuffle=True,
                                          drop_last=len(frames) >= config.batch_size,
                                          num_workers=0, generator=generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.05,
-        anneal_strategy="cos")
+    optimizer, scheduler = adamw_one_cycle(model, config.learning_rate, config.weight_decay,
+                                           config.steps)
     start = time.monotonic()
     steps, running, window = 0, 0.0, 0
     history = []
     model.train()
-    progress = _progress(config.steps)
+    progress = progress_bar(config.steps, "train openpose")
     while steps < config.steps:
         for inputs, pafs, heatmaps, mask in loader:
             loss = openpose_loss(model.stage_outputs(inputs), pafs, heatmaps, mask,
@@ -495,10 +482,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
                 break
     progress.close()
     model.eval()
-    state = {key: value.half() if value.is_floating_point() else value
-             for key, value in model.state_dict().items()}
-    with atomic_path(out) as temporary:
-        torch.save(state, temporary)
+    save_float16(model, out)
     record = {
         "checkpoint": out.name,
         "family": "openpose",
