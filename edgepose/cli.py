@@ -222,8 +222,9 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the ground-truth boxes)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="flip test (default: as the model card says)")
-    parser.add_argument("--refine", choices=["none", "shift", "dark"],
-                        help="sub-pixel refinement (default: as the model card says)")
+    parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
+                        help="sub-pixel refinement (default: as the model card says); "
+                             "'princeton'/'bearpaw' for Stacked Hourglass")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--json", type=Path, help="write every metric and the setup here")
     parser.set_defaults(run=_run_eval)
@@ -341,14 +342,18 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="flip test: also run the mirrored crop and average "
                              "(default: as the model card says)")
-    parser.add_argument("--refine", choices=["none", "shift", "dark"],
-                        help="sub-pixel refinement (default: as the model card says, "
-                             "'shift' = official quarter-pixel shift)")
+    parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
+                        help="sub-pixel refinement (default: as the model card says); HRNet: "
+                             "'shift' (official quarter-pixel shift), 'dark' or 'none'; "
+                             "Stacked Hourglass: 'princeton' or 'bearpaw', the port's own rule")
     parser.add_argument("--preset", choices=["python", "cmu", "pose-ae-train", "higherhrnet"],
                         help="bottom-up grouping constants; PAF (OpenPose): 'python' (the "
                              "widely used Python port) or 'cmu' (OpenPose C++ defaults); "
                              "associative embedding: 'pose-ae-train' or 'higherhrnet'; "
                              "default: the card's")
+    parser.add_argument("--integer-coords", action="store_true",
+                        help="Stacked Hourglass only: whole-pixel coordinates, as the original "
+                             "Princeton/bearpaw code outputs them (default: sub-pixel)")
     parser.add_argument("--image-id", type=int, default=0,
                         help="image_id written in the COCO results (default 0)")
     parser.add_argument("--json", type=Path, help="write COCO keypoint results here")
@@ -374,7 +379,8 @@ def _run_infer(args: argparse.Namespace) -> int:
         card = runner.card
         if card.paradigm == "bottom-up":
             given = [name for name, value in (("--boxes/--boxes-json", boxes),
-                                              ("--flip", args.flip), ("--refine", args.refine))
+                                              ("--flip", args.flip), ("--refine", args.refine),
+                                              ("--integer-coords", args.integer_coords or None))
                      if value is not None]
             if given:
                 raise InputError(f"{' and '.join(given)} do not apply to the bottom-up model "
@@ -384,7 +390,8 @@ def _run_infer(args: argparse.Namespace) -> int:
         else:
             if args.preset is not None:
                 raise InputError("--preset applies to bottom-up models only")
-            pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine)
+            pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine,
+                                       integer=True if args.integer_coords else None)
             poses = pipeline(image, boxes, scores)
     results = poses.to_coco_results(args.image_id)
     if args.json:

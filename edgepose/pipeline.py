@@ -16,6 +16,7 @@ from edgepose.card import ModelCard
 from edgepose.decode.ae import AeDecoder, AeParams, aggregate_higherhrnet, resize_bilinear
 from edgepose.decode.ae import average_flip as ae_average_flip
 from edgepose.decode.cpm import CpmDecoder
+from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_REFINES
 from edgepose.decode.hourglass import HourglassDecoder
 from edgepose.decode.paf import PafDecoder, PafParams, resize_maps_to_image
 from edgepose.decode.topdown import TopDownDecoder, average_flip
@@ -68,7 +69,8 @@ class TopDownPipeline:
     """
 
     def __init__(self, runner: Runner, *, flip_test: bool | None = None,
-                 refine: str | None = None, box_padding: float | None = None) -> None:
+                 refine: str | None = None, box_padding: float | None = None,
+                 integer: bool | None = None) -> None:
         card: ModelCard = runner.card
         if card.paradigm != "top-down":
             raise InputError(
@@ -79,7 +81,7 @@ class TopDownPipeline:
         self.card = card
         self.keypoint_set = get_keypoint_set(card.keypoints)
         self.flip_test = card.decoder.flip_test if flip_test is None else flip_test
-        self.decoder = top_down_decoder(card, refine)
+        self.decoder = top_down_decoder(card, refine, integer)
         try:
             self.box_rule, card_padding = box_rule(card.input)
         except CardError as exc:
@@ -115,12 +117,35 @@ class TopDownPipeline:
         if box_scores.shape != (people,):
             raise InputError(f"expected {people} box scores, got {box_scores.shape[0]}")
         centers, scales = self.centers_scales(boxes)
+        poses = self.run_centers_scales(image, centers, scales, box_scores)
+        return Poses(xy=poses.xy, scores=poses.scores, person_scores=poses.person_scores,
+                     keypoint_set=poses.keypoint_set, boxes=boxes)
+
+    def run_centers_scales(self, image: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                           box_scores: np.ndarray | None = None) -> Poses:
+        """Run crops given directly as centers and scales (N, 2) in pixel_std units, e.g.
+        MPII annotations through decode.hourglass.mpii_center_scale (c_y += 15·s, s × 1.25).
+        Poses.boxes is None: no box was given."""
+        _check_frame(image)
+        centers = np.asarray(centers, np.float64).reshape(-1, 2)
+        scales = np.asarray(scales, np.float64).reshape(-1, 2)
+        people = centers.shape[0]
+        if scales.shape[0] != people or not (np.isfinite(centers).all()
+                                             and np.isfinite(scales).all() and (scales > 0).all()):
+            raise InputError(f"expected finite centers and positive scales, one (x, y) and one "
+                             f"(sw, sh) per person; got shapes {centers.shape}, {scales.shape}")
+        box_scores = (np.ones(people, np.float32) if box_scores is None
+                      else np.asarray(box_scores, np.float32).reshape(-1))
+        count = self.keypoint_set.num_keypoints
+        if people == 0:
+            return Poses(xy=np.zeros((0, count, 2)), scores=np.zeros((0, count)),
+                         person_scores=np.zeros(0), keypoint_set=self.keypoint_set.name)
         matrices = affine_matrices(centers, scales, self.input_size)
         heatmaps = np.concatenate([self._run_chunk(image, matrices[start:start + self.chunk])
                                    for start in range(0, people, self.chunk)])
         xy, scores = self.decoder.decode(heatmaps, centers, scales)
         return Poses(xy=xy, scores=scores, person_scores=person_scores(scores, box_scores),
-                     keypoint_set=self.keypoint_set.name, boxes=boxes)
+                     keypoint_set=self.keypoint_set.name)
 
     def centers_scales(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crop centers and scales (N, 2) for boxes (N, 4) xywh, by the card's box rule."""
@@ -160,16 +185,22 @@ class TopDownPipeline:
         return np.array(outputs[self.heatmap_name], dtype=np.float32, copy=True)
 
 
-def top_down_decoder(card: ModelCard, refine: str | None = None
+def top_down_decoder(card: ModelCard, refine: str | None = None, integer: bool | None = None
                      ) -> TopDownDecoder | CpmDecoder | HourglassDecoder:
-    """The decoder a top-down card names; `refine` overrides the card's refinement."""
+    """The decoder a top-down card names; `refine` overrides the card's refinement, and
+    `integer` asks for the hourglass ports' original whole-pixel output coordinates."""
+    if integer is not None and card.decoder.name != "hourglass":
+        raise InputError("whole-pixel output coordinates are an option of the Stacked "
+                         f"Hourglass ports only; {card.family}/{card.variant} decodes "
+                         "sub-pixel")
     if card.decoder.name == "hourglass":
-        if refine not in (None, "none"):
-            raise InputError(f"the hourglass ports refine by their own quarter-pixel rule "
-                             f"({card.decoder.extra.get('source')}); refine {refine!r} does "
-                             "not apply")
-        return HourglassDecoder(refine=card.decoder.extra.get("source", "princeton"),
-                                integer=bool(card.decoder.extra.get("integer", False)))
+        # Each port's quarter-pixel rule by name; the card's is that of the weights' source.
+        if refine not in (None, *HOURGLASS_REFINES):
+            raise InputError(f"hourglass refinement is one of {HOURGLASS_REFINES} (the card's "
+                             f"default: {card.decoder.extra.get('source')}); got {refine!r}")
+        return HourglassDecoder(refine=refine or card.decoder.extra.get("source", "princeton"),
+                                integer=bool(card.decoder.extra.get("integer", False))
+                                if integer is None else integer)
     if card.decoder.name == "cpm":
         if refine not in (None, "none"):
             raise InputError(f"CPM decoding is the published argmax of upsampled maps; "

@@ -122,3 +122,24 @@ def test_bad_input(image, boxes, message):
 def test_bottom_up_card_is_refused():
     with pytest.raises(InputError, match="bottom-up"):
         TopDownPipeline(DotRunner(_card(paradigm="bottom-up")))
+
+
+def test_crops_given_as_centers_and_scales_land_on_the_dot():
+    from edgepose.decode.hourglass import mpii_center_scale
+
+    runner = DotRunner(_card())
+    image = _image_with_dot(150, 120)
+    # An MPII-style annotation: objpos above the body centre, scale = height / 200.
+    centers, scales = mpii_center_scale(np.array([[150.0, 105.0]]), np.array([0.6]))
+    np.testing.assert_allclose(centers, [[150.0, 105.0 + 15 * 0.6]])
+    np.testing.assert_allclose(scales, [[0.75, 0.75]])
+    poses = TopDownPipeline(runner).run_centers_scales(image, centers, scales)
+    assert poses.boxes is None and poses.xy.shape == (1, K, 2)
+    assert np.abs(poses.xy[0] - (150, 120)).max() <= 1.5 * 0.75 * 200 / WIDTH
+    with pytest.raises(InputError, match="positive scales"):
+        TopDownPipeline(runner).run_centers_scales(image, centers, -scales)
+
+
+def test_only_hourglass_cards_take_whole_pixel_coordinates():
+    with pytest.raises(InputError, match="Hourglass"):
+        TopDownPipeline(DotRunner(_card()), integer=True)

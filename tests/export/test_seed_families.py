@@ -94,3 +94,18 @@ def test_export_and_infer(tmp_path, capsys, family, variant, args, keypoints):
     assert all(len(r["keypoints"]) == 3 * keypoints for r in results)
     assert cv2.imread(str(out_png)).shape == (150, 200, 3)
     assert f"{family} {variant}" in capsys.readouterr().out
+
+
+def test_hourglass_refinement_and_whole_pixels_on_request(tmp_path, capsys):
+    onnx_path = export_model("hourglass", "bearpaw_s2_b1_d8", tmp_path / "hg.onnx",
+                             random_init=True, verify=False).path
+    out_json = tmp_path / "poses.json"
+    assert main(["infer", "--model", str(onnx_path), "--image", str(_image(tmp_path)),
+                 "--boxes", "30,20,80,120", "--refine", "princeton", "--integer-coords",
+                 "--json", str(out_json)]) == 0
+    values = json.loads(out_json.read_text())["results"][0]["keypoints"]
+    coords = [v for i, v in enumerate(values) if i % 3 != 2]
+    assert all(float(v).is_integer() for v in coords)
+    assert main(["infer", "--model", str(onnx_path), "--image", str(_image(tmp_path)),
+                 "--refine", "dark"]) == 2
+    assert "princeton" in capsys.readouterr().err
