@@ -27,9 +27,6 @@ of --repeats runs in one process; figures depend on the machine and its load
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -39,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import median_seconds  # noqa: E402
+from benchmarks.timing import machine, print_stages, time_stages, write_report  # noqa: E402
 from edgepose.decode.ae import (  # noqa: E402
     PRESETS,
     AeDecoder,
@@ -115,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         if params.refine:
             refine(moved, people_values, heatmaps, tags, params.refined_score)
 
-    fast_repeats = 10 * args.repeats
     stages = {
         "grouping": (lambda: match_by_tag(xy, values, candidate_tags, params),
                      lambda: ref.group_reference(ref_candidates, params, solver="scipy")),
@@ -125,28 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         "decode": (lambda: decoder.decode(scene.heatmaps, scene.tags),
                    lambda: ref.decode_reference(scene.heatmaps, scene.tags, params)),
     }
-    results = {}
-    for name, (fast, loop) in stages.items():
-        fast()  # warm caches and lazy imports
-        fast_s = median_seconds(fast, fast_repeats)
-        loop_s = median_seconds(loop, args.repeats)
-        results[name] = {"vectorised_ms": 1e3 * fast_s, "reference_ms": 1e3 * loop_s,
-                         "ratio": loop_s / fast_s}
+    results = time_stages(stages, args.repeats)
 
     candidates = int((values > params.detection_threshold).sum())
     missing = int((people_values == 0).sum())
     title = (f"AE decoding, {args.people} synthetic people, {height}x{width} maps, D=2 tags, "
              f"preset {args.preset}: {candidates} candidates, {len(result[0])} people, "
              f"{missing} keypoints refined")
-    print(title)
-    print(f"{'stage':<14}{'vectorised ms':>15}{'loop ms':>12}{'ratio':>9}")
-    for name, r in results.items():
-        print(f"{name:<14}{r['vectorised_ms']:>15.2f}{r['reference_ms']:>12.1f}"
-              f"{r['ratio']:>8.1f}x")
-    ratio = results["grouping"]["ratio"]
-    print(f"goal: grouping >= {GOAL:g}x faster: {'met' if ratio >= GOAL else 'NOT met'} "
-          f"({ratio:.1f}x)")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    ratio = print_stages(title, results, GOAL)
     report = {
         "benchmark": "ae_grouping",
         "maps": {"height": height, "width": width, "tag_dims": 2, "people": args.people,
@@ -156,18 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         "people_found": int(len(result[0])),
         "keypoints_refined": missing,
         "same_result": True,
-        "repeats": {"vectorised": fast_repeats, "reference": args.repeats},
+        "repeats": {"vectorised": 10 * args.repeats, "reference": args.repeats},
         "stages": results,
         "goal_ratio": GOAL,
         "goal_met": ratio >= GOAL,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average": load},
+        "machine": machine(),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.json.with_name(args.json.name + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
-    temporary.replace(args.json)
-    print(f"\njson: {args.json}")
+    write_report(args.json, report)
     return 0
 
 

@@ -21,9 +21,6 @@ figures depend on the machine and its load (the load average is recorded).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -33,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import median_seconds  # noqa: E402
+from benchmarks.timing import machine, print_stages, time_stages, write_report  # noqa: E402
 from edgepose.decode.paf import PafDecoder, PafParams, find_peaks  # noqa: E402
 from edgepose.keypoints import COCO18  # noqa: E402
 
@@ -84,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
 
-    fast_repeats = 10 * args.repeats
     stages = {
         "grouping": (lambda: decoder.connect(pafs, peaks, height),
                      lambda: ref.group_reference(ref_peaks, pafs, COCO18, height, params)),
@@ -93,26 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         "decode": (lambda: decoder.group(pafs, heatmaps, height),
                    lambda: ref.decode_reference(pafs, heatmaps, COCO18, height, params)),
     }
-    results = {}
-    for name, (fast, loop) in stages.items():
-        fast()  # warm caches and lazy imports
-        fast_s = median_seconds(fast, fast_repeats)
-        loop_s = median_seconds(loop, args.repeats)
-        results[name] = {"vectorised_ms": 1e3 * fast_s, "reference_ms": 1e3 * loop_s,
-                         "ratio": loop_s / fast_s}
+    results = time_stages(stages, args.repeats)
 
     title = (f"PAF decoding, {args.people} synthetic people, {height}x{width} frame, maps at "
              f"image resolution ({height}x{width}), preset {args.preset}: {len(peaks)} peaks, "
              f"{len(rows)} people")
-    print(title)
-    print(f"{'stage':<10}{'vectorised ms':>15}{'loop ms':>12}{'ratio':>9}")
-    for name, r in results.items():
-        print(f"{name:<10}{r['vectorised_ms']:>15.2f}{r['reference_ms']:>12.1f}"
-              f"{r['ratio']:>8.1f}x")
-    ratio = results["grouping"]["ratio"]
-    print(f"goal: grouping >= {GOAL:g}x faster: {'met' if ratio >= GOAL else 'NOT met'} "
-          f"({ratio:.1f}x)")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    ratio = print_stages(title, results, GOAL)
     report = {
         "benchmark": "paf_grouping",
         "frame": {"height": height, "width": width, "people": args.people, "seed": args.seed,
@@ -121,19 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         "peaks": len(peaks),
         "people_found": int(len(rows)),
         "same_result": True,
-        "repeats": {"vectorised": fast_repeats, "reference": args.repeats},
+        "repeats": {"vectorised": 10 * args.repeats, "reference": args.repeats},
         "stages": results,
         "goal_ratio": GOAL,
         "goal_met": ratio >= GOAL,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average": load,
-                    "scipy_reference": ref.HAVE_SCIPY},
+        "machine": machine(scipy_reference=ref.HAVE_SCIPY),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.json.with_name(args.json.name + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
-    temporary.replace(args.json)
-    print(f"\njson: {args.json}")
+    write_report(args.json, report)
     return 0
 
 

@@ -569,10 +569,14 @@ def _scored_keypoint_set(predicted: KeypointSet, annotated: int | None) -> Keypo
                              f"keypoints and the annotations have {annotated} per person; no "
                              "keypoint set of that size is part of the model's")
         scored = matching[0]
-    if scored.sigmas is None:
-        raise InputError(f"keypoint set {scored.name} has no OKS sigmas, so COCO AP is "
-                         "undefined for it; score it with pckh")
+    _require_sigmas(scored)
     return scored
+
+
+def _require_sigmas(keypoint_set: KeypointSet) -> None:
+    if keypoint_set.sigmas is None:
+        raise InputError(f"keypoint set {keypoint_set.name} has no OKS sigmas, so COCO AP is "
+                         "undefined for it; score it with pckh")
 
 
 def evaluate_model(model_path: str | Path, annotations_path: str | Path,
@@ -663,9 +667,7 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
             raise InputError(f"the model predicts {keypoint_set.num_keypoints} "
                              f"{keypoint_set.name} keypoints but the annotations have {count} "
                              "per person; evaluate with annotations of the model's keypoint set")
-        if keypoint_set.sigmas is None:
-            raise InputError(f"keypoint set {keypoint_set.name} has no OKS sigmas, so COCO AP "
-                             "is undefined for it; score it with pckh")
+        _require_sigmas(keypoint_set)
         pipeline = TopDownPipeline(runner, flip_test=flip, refine=refine)
         for image_info in _progress(to_run, progress):
             image = read_image(images_dir / image_info["file_name"])

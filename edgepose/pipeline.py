@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgepose.backends.base import Runner
-from edgepose.card import ModelCard
+from edgepose.card import InputSpec, ModelCard
 from edgepose.decode.ae import AeDecoder, AeParams, aggregate_higherhrnet, resize_bilinear
 from edgepose.decode.ae import average_flip as ae_average_flip
 from edgepose.decode.cpm import CpmDecoder
@@ -37,6 +37,13 @@ from edgepose.preprocess import (
 KEYPOINT_VOTE_THRESHOLD = 0.2
 # Batch size for runners whose batch axis is dynamic (ONNX Runtime on the CPU).
 DEFAULT_CHUNK = 16
+
+
+def input_buffer(spec: InputSpec, batch: int) -> np.ndarray:
+    """The float32 network input for `batch` images in the card's layout, allocated once."""
+    shape = ((batch, 3, spec.height, spec.width) if spec.layout == "NCHW"
+             else (batch, spec.height, spec.width, 3))
+    return np.empty(shape, np.float32)
 
 
 def _check_frame(image: object) -> None:
@@ -92,9 +99,7 @@ class TopDownPipeline:
         self.input_size = (spec.width, spec.height)
         self.chunk = runner.max_batch or DEFAULT_CHUNK
         self._crops = np.empty((self.chunk, spec.height, spec.width, 3), np.uint8)
-        tensor_shape = ((3, spec.height, spec.width) if spec.layout == "NCHW"
-                        else (spec.height, spec.width, 3))
-        self._tensor = np.empty((self.chunk, *tensor_shape), np.float32)
+        self._tensor = input_buffer(spec, self.chunk)
         # Mirroring the input means reversing its width axis, wherever the layout puts it.
         self._width_axis = 3 if spec.layout == "NCHW" else 2
 
@@ -271,9 +276,7 @@ class BottomUpPipeline:
         self.paf_name, self.heatmap_name = paf_spec.name, heatmap_spec.name
         self.stride = paf_spec.stride
         spec = card.input
-        tensor_shape = ((1, 3, spec.height, spec.width) if spec.layout == "NCHW"
-                        else (1, spec.height, spec.width, 3))
-        self._tensor = np.empty(tensor_shape, np.float32)
+        self._tensor = input_buffer(spec, 1)
 
     def __call__(self, image: np.ndarray) -> Poses:
         """image (h, w, 3) BGR uint8 → Poses in image pixels."""
@@ -332,9 +335,7 @@ class AeBottomUpPipeline:
         self.high_name = high[0].name if high else None
         self.stride = max(o.stride for o in card.outputs)
         spec = card.input
-        tensor_shape = ((1, 3, spec.height, spec.width) if spec.layout == "NCHW"
-                        else (1, spec.height, spec.width, 3))
-        self._tensor = np.empty(tensor_shape, np.float32)
+        self._tensor = input_buffer(spec, 1)
         self._width_axis = 3 if spec.layout == "NCHW" else 2
 
     def _maps(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

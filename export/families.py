@@ -115,13 +115,8 @@ def prepare_hrnet(variant: str, checkpoint: str | Path | None, *,
                               "HRNet checkpoint (official or mmpose layout)")
     name = _keypoints_for(joints, keypoints)
     model = build_hrnet(parsed, joints)
-    state_dict, layout = remap_to_model(raw, set(model.state_dict()))
-    load_strict(model, state_dict, source=f"{checkpoint} ({layout} layout)")
-    card = hrnet_card(parsed.name, name, {
-        "format": layout,
-        "checkpoint": Path(checkpoint).name,
-        "checkpoint_sha256": sha256_of_file(checkpoint),
-    })
+    layout = _load_strictly(model, checkpoint, raw)
+    card = hrnet_card(parsed.name, name, _checkpoint_source(checkpoint, layout))
     return PreparedModel(model, card, layout)
 
 
@@ -163,12 +158,16 @@ def openpose_card(variant: OpenPoseVariant, input_size: tuple[int, int], source:
     )
 
 
-def _openpose_variant_hint(keys: set[str], variant: OpenPoseVariant) -> str:
-    """A hint naming the other variant when its last output layer is among `keys`."""
-    signatures = {"coco18": "conv5_5_CPM_L1.weight", "body25": "prelu4_2.weight"}
-    other = [name for name, key in signatures.items()
-             if key in keys and name != variant.keypoints]
+def _variant_hint(keys: set[str], signatures: dict[str, str], variant: str) -> str:
+    """A hint naming another variant when the key only it has (`signatures`) is in `keys`."""
+    other = [name for name, key in signatures.items() if key in keys and name != variant]
     return f"; it looks like a {other[0]} checkpoint: use --variant {other[0]}" if other else ""
+
+
+def _checkpoint_source(path: str | Path, layout: str) -> dict:
+    """The card's record of where the weights came from."""
+    return {"format": layout, "checkpoint": Path(path).name,
+            "checkpoint_sha256": sha256_of_file(path)}
 
 
 def _caffe_named_weights(model: torch.nn.Module, path: Path
@@ -211,12 +210,11 @@ def prepare_openpose(variant: str, checkpoint: str | Path | None, *,
     try:
         load_strict(model, state_dict, source=source)
     except CheckpointError as exc:
-        raise CheckpointError(f"{exc}{_openpose_variant_hint(set(state_dict), parsed)}") from None
-    card = openpose_card(parsed, size, {
-        "format": layout,
-        "checkpoint": path.name,
-        "checkpoint_sha256": sha256_of_file(path),
-    }, relu_on_final_heatmaps=relu_on_final_heatmaps)
+        hint = _variant_hint(set(state_dict), {"coco18": "conv5_5_CPM_L1.weight",
+                                               "body25": "prelu4_2.weight"}, parsed.keypoints)
+        raise CheckpointError(f"{exc}{hint}") from None
+    card = openpose_card(parsed, size, _checkpoint_source(path, layout),
+                         relu_on_final_heatmaps=relu_on_final_heatmaps)
     return PreparedModel(model, card, layout)
 
 
@@ -272,31 +270,30 @@ def prepare_cpm(variant: str, checkpoint: str | Path | None, *,
         try:
             load_strict(model, state_dict, source=where)
         except CheckpointError as exc:
-            other = [name for name, key in (("centermap", "conv1_stage1.weight"),
-                                             ("vgg", "conv4_7_CPM.weight"))
-                     if key in state_dict and name != parsed.name_]
-            hint = (f"; it looks like a {other[0]} checkpoint: use --variant {other[0]}"
-                    if other else "")
+            hint = _variant_hint(set(state_dict), {"centermap": "conv1_stage1.weight",
+                                                   "vgg": "conv4_7_CPM.weight"}, parsed.name_)
             raise CheckpointError(f"{exc}{hint}") from None
-        source = {"format": layout, "checkpoint": path.name,
-                  "checkpoint_sha256": sha256_of_file(path)}
+        source = _checkpoint_source(path, layout)
     wrapped = cpm.CenterMapInput(model, cpm.INPUT_SIZE, cpm.INPUT_SIZE)
     return PreparedModel(wrapped, cpm_card(parsed, source), layout)
 
 
-def _load_strictly(model: torch.nn.Module, checkpoint: str | Path) -> tuple[str, dict]:
-    """Strict load of a .pth checkpoint (any recognised layout): (layout, card source)."""
-    path = Path(checkpoint)
-    state_dict, layout = remap_to_model(read_checkpoint(path), set(model.state_dict()))
-    load_strict(model, state_dict, source=f"{path} ({layout} layout)")
-    return layout, {"format": layout, "checkpoint": path.name,
-                    "checkpoint_sha256": sha256_of_file(path)}
+def _load_strictly(model: torch.nn.Module, checkpoint: str | Path,
+                   raw: dict[str, torch.Tensor] | None = None) -> str:
+    """Strict load of a .pth checkpoint (any recognised layout; `raw`: its tensors when
+    already read); returns the layout."""
+    raw = read_checkpoint(checkpoint) if raw is None else raw
+    state_dict, layout = remap_to_model(raw, set(model.state_dict()))
+    load_strict(model, state_dict, source=f"{checkpoint} ({layout} layout)")
+    return layout
 
 
 def _random_or_loaded(model: torch.nn.Module, checkpoint: str | Path | None) -> tuple[str, dict]:
+    """(layout, card source) of the checkpoint loaded strictly, or of random weights."""
     if checkpoint is None:
         return "random-init", {"format": "random-init"}
-    return _load_strictly(model, checkpoint)
+    layout = _load_strictly(model, checkpoint)
+    return layout, _checkpoint_source(checkpoint, layout)
 
 
 def _square_input(size: int, color: str, mean: tuple[float, float, float],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -33,9 +32,8 @@ from edgepose.keypoints import get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
-from export.training import adamw_one_cycle, progress_bar, save_float16
+from export.training import run_steps, save_float16
 
-log = logging.getLogger(__name__)
 
 
 
@@ -187,43 +185,20 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     loader = torch.utils.data.DataLoader(CropDataset(people, config, train=True),
                                          batch_size=config.batch_size, shuffle=True,
                                          drop_last=True, num_workers=0)
-    optimizer, scheduler = adamw_one_cycle(model, config.learning_rate, config.weight_decay,
-                                           config.steps)
-    start = time.monotonic()
-    steps = 0
-    running = 0.0
-    history = []
-    model.train()
-    progress = progress_bar(config.steps, "train")
-    while steps < config.steps:
-        for inputs, targets, weights in loader:
-            loss = weighted_mse(model(inputs), targets, weights, config.foreground_weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            steps += 1
-            running += loss.item()
-            progress.update(1)
-            if steps % 50 == 0:
-                elapsed = time.monotonic() - start
-                history.append({"step": steps, "seconds": round(elapsed, 1), "loss": running / 50})
-                log.info("step %d/%d, %.0f s, loss %.6f", steps, config.steps, elapsed,
-                         running / 50)
-                running = 0.0
-            if steps == config.steps:
-                break
-    progress.close()
-    model.eval()
+    run = run_steps(
+        model, loader,
+        lambda batch: weighted_mse(model(batch[0]), batch[1], batch[2], config.foreground_weight),
+        steps=config.steps, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, description="train")
     save_float16(model, out)
     record = {
         "checkpoint": out.name,
         "config": asdict(config),
         "people": len(people),
-        "steps": steps,
-        "samples_seen": steps * config.batch_size,
-        "train_seconds": round(time.monotonic() - start, 1),
-        "loss_history": history,
+        "steps": run.steps,
+        "samples_seen": run.steps * config.batch_size,
+        "train_seconds": round(run.seconds, 1),
+        "loss_history": run.history,
     }
     write_json_atomic(out.with_suffix(".json"), record)
     return record

@@ -55,7 +55,6 @@ import json
 import logging
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -70,9 +69,8 @@ from edgepose.keypoints import COCO18, KeypointSet
 from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_pad_for_bottom_up
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
-from export.training import adamw_one_cycle, progress_bar, save_float16
+from export.training import run_steps, save_float16
 
-log = logging.getLogger(__name__)
 
 # CMU skips Gaussian values below 1 %: exponent d²/(2σ²) > ln 100.
 GAUSSIAN_CUTOFF = math.log(100.0)
@@ -449,39 +447,12 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
                                          batch_size=config.batch_size, shuffle=True,
                                          drop_last=len(frames) >= config.batch_size,
                                          num_workers=0, generator=generator)
-    optimizer, scheduler = adamw_one_cycle(model, config.learning_rate, config.weight_decay,
-                                           config.steps)
-    start = time.monotonic()
-    steps, running, window = 0, 0.0, 0
-    history = []
-    model.train()
-    progress = progress_bar(config.steps, "train openpose")
-    while steps < config.steps:
-        for inputs, pafs, heatmaps, mask in loader:
-            loss = openpose_loss(model.stage_outputs(inputs), pafs, heatmaps, mask,
-                                 config.foreground_weight)
-            if not torch.isfinite(loss):
-                raise InputError(f"the loss became {loss.item()} at step {steps + 1}; lower "
-                                 f"--lr (now {config.learning_rate})")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            steps += 1
-            running += loss.item()
-            window += 1
-            progress.update(1)
-            if steps % 50 == 0 or steps == config.steps:
-                elapsed = time.monotonic() - start
-                history.append({"step": steps, "seconds": round(elapsed, 1),
-                                "loss": running / window})
-                log.info("step %d/%d, %.0f s, loss %.6f", steps, config.steps, elapsed,
-                         running / window)
-                running, window = 0.0, 0
-            if steps == config.steps:
-                break
-    progress.close()
-    model.eval()
+    run = run_steps(
+        model, loader,
+        lambda batch: openpose_loss(model.stage_outputs(batch[0]), batch[1], batch[2], batch[3],
+                                    config.foreground_weight),
+        steps=config.steps, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, description="train openpose")
     save_float16(model, out)
     record = {
         "checkpoint": out.name,
@@ -491,10 +462,10 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
         "images": len(frames),
         "people": int(sum(frame.keypoints.shape[0] for frame in frames)),
         "ignored_people": int(sum(frame.ignored_boxes.shape[0] for frame in frames)),
-        "steps": steps,
-        "samples_seen": steps * min(config.batch_size, len(frames)),
-        "train_seconds": round(time.monotonic() - start, 1),
-        "loss_history": history,
+        "steps": run.steps,
+        "samples_seen": run.steps * min(config.batch_size, len(frames)),
+        "train_seconds": round(run.seconds, 1),
+        "loss_history": run.history,
     }
     write_json_atomic(out.with_suffix(".json"), record)
     return record
