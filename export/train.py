@@ -32,7 +32,8 @@ from edgepose.keypoints import get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
-from export.training import run_steps, save_float16
+from export.training import (PRECISION_HELP, PRECISIONS, resolve_precision, run_steps,
+                             save_float16)
 
 
 
@@ -58,6 +59,7 @@ class TrainConfig:
     # pixels of each map are outvoted by the background and a short run ends with flat
     # maps (measured: AP 0.03 vs 0.26 after 300 steps, sigma 2 px, lr 5e-3).
     foreground_weight: float = 9.0
+    precision: str = "auto"  # export.training.PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     """Train for `config.steps`; write the float16 checkpoint and its record."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
+    precision = resolve_precision(config.precision)
     people = load_people(annotations, images)
     if not people:
         raise ValueError(f"no labelled people in {annotations}")
@@ -189,11 +192,12 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
         model, loader,
         lambda batch: weighted_mse(model(batch[0]), batch[1], batch[2], config.foreground_weight),
         steps=config.steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, description="train")
+        weight_decay=config.weight_decay, description="train", precision=precision)
     save_float16(model, out)
     record = {
         "checkpoint": out.name,
         "config": asdict(config),
+        "precision": precision,
         "people": len(people),
         "steps": run.steps,
         "samples_seen": run.steps * config.batch_size,
@@ -227,10 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"random seed (default {defaults.seed})")
     parser.add_argument("--threads", type=int, default=defaults.threads,
                         help=f"torch CPU threads (default {defaults.threads})")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help=PRECISION_HELP)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = TrainConfig(variant=args.variant, steps=args.steps, batch_size=args.batch_size,
-                         learning_rate=args.lr, seed=args.seed, threads=args.threads)
+                         learning_rate=args.lr, seed=args.seed, threads=args.threads,
+                         precision=args.precision)
     record = train(args.annotations, args.images, args.out, config)
     print(json.dumps({k: v for k, v in record.items() if k != "loss_history"}, indent=2))
     return 0

@@ -69,7 +69,8 @@ from edgepose.keypoints import COCO18, KeypointSet
 from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_pad_for_bottom_up
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
-from export.training import run_steps, save_float16
+from export.training import (PRECISION_HELP, PRECISIONS, resolve_precision, run_steps,
+                             save_float16)
 
 
 # CMU skips Gaussian values below 1 %: exponent d²/(2σ²) > ln 100.
@@ -104,8 +105,10 @@ class TrainConfig:
     foreground_weight: float = 9.0
     seed: int = 0
     threads: int = 2
+    precision: str = "auto"  # export.training.PRECISIONS
 
     def __post_init__(self) -> None:
+        resolve_precision(self.precision)
         variant = parse_openpose_variant(self.variant)
         if variant.keypoints != "coco18":
             raise InputError(f"the OpenPose trainer trains COCO-18 models; variant "
@@ -437,6 +440,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
         raise InputError(f"output folder {str(out.parent)!r} does not exist; create it first")
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
+    precision = resolve_precision(config.precision)
     frames = load_frames(Path(annotations), Path(images))
     if not frames:
         raise InputError(f"no image in {annotations} holds a labelled person")
@@ -452,13 +456,15 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
         lambda batch: openpose_loss(model.stage_outputs(batch[0]), batch[1], batch[2], batch[3],
                                     config.foreground_weight),
         steps=config.steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, description="train openpose")
+        weight_decay=config.weight_decay, description="train openpose",
+        precision=precision)
     save_float16(model, out)
     record = {
         "checkpoint": out.name,
         "family": "openpose",
         "variant": parse_openpose_variant(config.variant).name,
         "config": asdict(config),
+        "precision": precision,
         "images": len(frames),
         "people": int(sum(frame.keypoints.shape[0] for frame in frames)),
         "ignored_people": int(sum(frame.ignored_boxes.shape[0] for frame in frames)),
@@ -506,12 +512,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"(default {defaults.seed})")
     parser.add_argument("--threads", type=int, default=defaults.threads,
                         help=f"torch CPU threads (default {defaults.threads})")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help=PRECISION_HELP)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         config = TrainConfig(variant=args.variant, input_size=parse_input_size(args.input_size),
                              steps=args.steps, batch_size=args.batch_size,
-                             learning_rate=args.lr, seed=args.seed, threads=args.threads)
+                             learning_rate=args.lr, seed=args.seed, threads=args.threads,
+                         precision=args.precision)
         record = train(args.annotations, args.images, args.out, config)
     except EdgeposeError as exc:
         print(f"error: {exc}", file=sys.stderr)

