@@ -42,7 +42,7 @@ from export.training import (PRECISION_HELP, PRECISIONS, resolve_precision, run_
 class TrainConfig:
     variant: str = "w8_128x96"
     keypoints: str = "coco17"
-    steps: int = 1400
+    steps: int = 2600
     batch_size: int = 32
     learning_rate: float = 5e-3
     weight_decay: float = 1e-4

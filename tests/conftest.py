@@ -48,17 +48,29 @@ def exported_hrnet(tmp_path_factory):
     return path
 
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets/models/hrnet_w8_128x96_synthetic.pth"
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets/models"
+DEMO_CHECKPOINT = SHIPPED_MODELS / "hrnet_w8_128x96_synthetic.pth"
+OPENPOSE_DEMO_CHECKPOINT = SHIPPED_MODELS / "openpose_coco18_d8_synthetic.pth"
 # The demo checkpoint trained on seed 1; validation draws from a seed it never saw.
 VALIDATION_SEED = 2
 
 
 @pytest.fixture(scope="session")
 def demo_checkpoint():
-    """Path of the shipped demo checkpoint."""
-    if not DEMO_CHECKPOINT.is_file():
-        pytest.skip(f"demo checkpoint {DEMO_CHECKPOINT.name} is not in this checkout")
-    return DEMO_CHECKPOINT
+    """Path of the shipped demo checkpoint (HRNet)."""
+    return _shipped(DEMO_CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def openpose_demo_checkpoint():
+    """Path of the shipped OpenPose demo checkpoint."""
+    return _shipped(OPENPOSE_DEMO_CHECKPOINT)
+
+
+def _shipped(checkpoint: Path) -> Path:
+    if not checkpoint.is_file():
+        pytest.skip(f"demo checkpoint {checkpoint.name} is not in this checkout")
+    return checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
 checkpoint → ONNX (verified against PyTorch) → FP16 and INT8 graphs (calib/) →
 poses drawn on the shipped images → COCO AP and time per image of every precision
 on a synthetic validation split, on TensorRT when a GPU and TensorRT are present and
-on ONNX Runtime otherwise (the summary says which, and why).
+on ONNX Runtime otherwise (the summary says which, and why). The shipped bottom-up
+demo model (OpenPose) then runs on the same images, whole frames without boxes, and
+adds its row to the table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 CHECKPOINT = ROOT / "assets/models/hrnet_w8_128x96_synthetic.pth"
 VARIANT = "w8_128x96"
+OPENPOSE_CHECKPOINT = ROOT / "assets/models/openpose_coco18_d8_synthetic.pth"
+OPENPOSE_VARIANT, OPENPOSE_INPUT = "coco18_d8", (256, 320)  # the size it trained at
 SHIPPED = ROOT / "assets/demo/people"
 DEMO_IMAGES = ("000001.jpg", "000002.jpg")
 # The validation split: a seed the demo checkpoint never trained on (it trained on seed 1).
@@ -90,16 +94,33 @@ def _calibrate(onnx_path: Path, out: Path) -> dict[str, Path]:
     return graphs
 
 
+def _draw_shipped(out: Path, suffix: str, runner, predict) -> None:
+    """predict(image, file name) -> Poses on each shipped image: a drawing and COCO results."""
+    from edgepose.cli import RANDOM_WEIGHTS_BANNER
+    from edgepose.draw import draw_poses
+    from edgepose.io import read_image, write_image_atomic, write_json_atomic
+
+    banner = RANDOM_WEIGHTS_BANNER if runner.card.random_init else None
+    for name in DEMO_IMAGES:
+        image = read_image(SHIPPED / "images" / name)
+        poses = predict(image, name)
+        stem = Path(name).stem
+        results = poses.to_coco_results(image_id=0)
+        write_json_atomic(out / f"{stem}.{suffix}.json",
+                          {"warning": banner, "results": results} if banner else results)
+        write_image_atomic(out / f"{stem}.{suffix}.png", draw_poses(image, poses, banner=banner))
+        print(f"{name}: {len(poses)} people -> {stem}.{suffix}.png, {stem}.{suffix}.json")
+
+
 def run(out: Path) -> int:
     import numpy as np
 
     from calib.synthetic import SyntheticConfig, write_coco_dataset
     from edgepose.backends import open_runner
     from edgepose.cli import RANDOM_WEIGHTS_BANNER
-    from edgepose.draw import draw_poses
     from edgepose.evaluate import evaluate_model
-    from edgepose.io import read_image, write_image_atomic, write_json_atomic
-    from edgepose.pipeline import TopDownPipeline
+    from edgepose.io import write_json_atomic
+    from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
     from export.families import export_model
 
     out.mkdir(parents=True, exist_ok=True)
@@ -142,16 +163,19 @@ def run(out: Path) -> int:
     boxes = _boxes_by_image(SHIPPED / "person_keypoints.json")
     with open_runner(model_for_images) as runner:
         pipeline = TopDownPipeline(runner)
-        banner = RANDOM_WEIGHTS_BANNER if runner.card.random_init else None
-        for name in DEMO_IMAGES:
-            image = read_image(SHIPPED / "images" / name)
-            poses = pipeline(image, np.asarray(boxes[name], np.float32))
-            stem = Path(name).stem
-            results = poses.to_coco_results(image_id=0)
-            write_json_atomic(out / f"{stem}.poses.json",
-                              {"warning": banner, "results": results} if banner else results)
-            write_image_atomic(out / f"{stem}.poses.png", draw_poses(image, poses, banner=banner))
-            print(f"{name}: {len(poses)} people -> {stem}.poses.png, {stem}.poses.json")
+        _draw_shipped(out, "poses", runner,
+                      lambda image, name: pipeline(image, np.asarray(boxes[name], np.float32)))
+
+    if OPENPOSE_CHECKPOINT.is_file():
+        openpose_path = out / f"openpose_{OPENPOSE_VARIANT}.onnx"
+        _step(f"bottom-up: {OPENPOSE_CHECKPOINT.relative_to(ROOT)} -> ONNX -> whole frames")
+        openpose = export_model("openpose", OPENPOSE_VARIANT, openpose_path,
+                                checkpoint=OPENPOSE_CHECKPOINT, input_size=OPENPOSE_INPUT)
+        print(f"wrote {_shown(openpose_path)} ({openpose.layout} weights)")
+        with open_runner(openpose_path) as runner:
+            pipeline = bottom_up_pipeline(runner)
+            _draw_shipped(out, "openpose", runner, lambda image, name: pipeline(image))
+        models["openpose fp32 onnx"] = openpose_path
 
     _step(f"eval: synthetic validation split ({VALIDATION_IMAGES} images, seed {VALIDATION_SEED})")
     validation = out / "val"
@@ -165,16 +189,19 @@ def run(out: Path) -> int:
 
     _step("summary")
     fp32_ap = rows[0][1].metrics["AP"]
-    print(f"{'model':<14}{'backend':<40}{'AP':>7}{'AP50':>7}{'AP75':>7}{'AR':>7}"
+    print(f"{'model':<20}{'backend':<40}{'AP':>7}{'AP50':>7}{'AP75':>7}{'AR':>7}"
           f"{'AP drop':>9}{'ms/image':>10}")
     for label, report in rows:
         metrics = report.metrics
         per_image = 1000 * report.wall_time_s / max(report.images, 1)
-        print(f"{label:<14}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
-              f"{metrics['AP75']:>7.3f}{metrics['AR']:>7.3f}"
-              f"{100 * (fp32_ap - metrics['AP']):>9.2f}{per_image:>10.1f}")
-    print("AP drop: AP points lost against the first row. On ONNX Runtime (CPU) the FP16 and "
-          "INT8 graphs are emulated, so their times say nothing about a GPU's.")
+        # An AP drop compares precisions of one model; the bottom-up row is another model.
+        drop = (f"{100 * (fp32_ap - metrics['AP']):>9.2f}" if report.family == "hrnet"
+                else f"{'-':>9}")
+        print(f"{label:<20}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
+              f"{metrics['AP75']:>7.3f}{metrics['AR']:>7.3f}{drop}{per_image:>10.1f}")
+    print("AP drop: AP points the HRNet graphs lose against its FP32 row. HRNet rows use the "
+          "ground-truth boxes, the bottom-up row whole frames. On ONNX Runtime (CPU) the FP16 "
+          "and INT8 graphs are emulated, so their times say nothing about a GPU's.")
     if result.card.random_init:
         print(f"\nWARNING: {RANDOM_WEIGHTS_BANNER}: the AP above is that of an untrained model")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs in "

@@ -552,5 +552,5 @@ def test_help_names_every_option(capsys):
     assert stop.value.code == 0
     text = capsys.readouterr().out
     for option in ("--annotations", "--images", "--out", "--variant", "--input-size", "--steps",
-                   "--batch-size", "--lr", "--seed", "--threads"):
+                   "--batch-size", "--lr", "--seed", "--threads", "--precision"):
         assert option in text, option
