@@ -524,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = TrainConfig(variant=args.variant, input_size=parse_input_size(args.input_size),
                              steps=args.steps, batch_size=args.batch_size,
                              learning_rate=args.lr, seed=args.seed, threads=args.threads,
-                         precision=args.precision)
+                             precision=args.precision)
         record = train(args.annotations, args.images, args.out, config)
     except EdgeposeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 LOG_EVERY = 50
 PRECISIONS = ("auto", "bf16", "fp32")
 PRECISION_HELP = ("forward-pass arithmetic while training: bf16 (bfloat16 autocast, float32 "
-                  "weights; ~1.8x faster where the CPU has AVX512-BF16 or AMX, slower "
+                  "weights; ~1.8x faster than fp32 where the CPU has AVX512-BF16 or AMX, slower "
                   "elsewhere), fp32, or auto = bf16 where it is native (default auto)")
 
 
@@ -86,9 +86,11 @@ def run_steps(model: torch.nn.Module, loader: Iterable[Any],
     if precision not in ("bf16", "fp32"):
         raise InputError(f"precision must be 'bf16' or 'fp32' here (resolve 'auto' first); "
                          f"got {precision!r}")
+
     def forward_context():
         return (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
+
     model.to(memory_format=torch.channels_last)
     optimizer, scheduler = adamw_one_cycle(model, learning_rate, weight_decay, steps)
     start = time.monotonic()
