@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from edgepose.errors import EdgeposeError
+from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger("edgepose")
 
@@ -208,13 +208,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "eval", help="COCO keypoint AP/AR of a model on an annotated image set",
+        "eval", help="COCO keypoint AP/AR (or MPII PCKh) of a model on an annotated image set",
         description="Run the model on every annotated person (ground-truth boxes, or a "
                     "detections file) and score the results with pycocotools' OKS-based "
-                    "COCO keypoint evaluation.")
+                    "COCO keypoint evaluation; with --mpii-gt, score an MPII16 top-down "
+                    "model by PCKh@0.5 as the official HRNet code does.")
     _add_model_options(parser)
     parser.add_argument("--annotations", type=Path, required=True,
-                        help="COCO person_keypoints JSON")
+                        help="COCO person_keypoints JSON (with --mpii-gt: HRNet's MPII "
+                             "valid.json)")
     parser.add_argument("--images", type=Path, required=True,
                         help="folder holding the images the annotations name")
     parser.add_argument("--detections", type=Path,
@@ -225,7 +227,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
                         help="sub-pixel refinement (default: as the model card says); "
                              "'princeton'/'bearpaw' for Stacked Hourglass")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--mpii-gt", type=Path, metavar="GT_VALID_MAT",
+                        help="MPII's gt_valid.mat (pos_gt_src, jnt_missing, headboxes_src): "
+                             "score PCKh per joint group, Mean and Mean@0.1 instead of COCO AP")
+    parser.add_argument("--limit", type=int,
+                        help="evaluate only the first N images (people, with --mpii-gt)")
     parser.add_argument("--json", type=Path, help="write every metric and the setup here")
     parser.set_defaults(run=_run_eval)
 
@@ -234,6 +240,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     from edgepose.evaluate import evaluate_model
     from edgepose.io import write_json_atomic
 
+    if args.mpii_gt is not None:
+        return _run_eval_mpii(args)
     report = evaluate_model(args.model, args.annotations, args.images, flip=args.flip,
                             refine=args.refine, detections=args.detections, limit=args.limit,
                             cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
@@ -241,6 +249,25 @@ def _run_eval(args: argparse.Namespace) -> int:
           f"{report.people} people in {report.images} images, {report.wall_time_s:.1f} s")
     if report.random_init:
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
+    print(report.format_table())
+    if args.json:
+        write_json_atomic(args.json, report.to_dict())
+        print(f"  json: {args.json}")
+    return 0
+
+
+def _run_eval_mpii(args: argparse.Namespace) -> int:
+    from edgepose.evaluate_mpii import evaluate_mpii
+    from edgepose.io import write_json_atomic
+
+    if args.detections is not None:
+        raise InputError("--detections is for COCO evaluation; MPII crops come from the "
+                         "annotations' centers and scales")
+    report = evaluate_mpii(args.model, args.annotations, args.mpii_gt, args.images,
+                           flip=args.flip, refine=args.refine, limit=args.limit,
+                           cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
+    print(f"{report.family} {report.variant} on {report.backend}: {report.people} people in "
+          f"{report.images} images, {report.wall_time_s:.1f} s, PCKh (%):")
     print(report.format_table())
     if args.json:
         write_json_atomic(args.json, report.to_dict())
@@ -366,7 +393,6 @@ def _run_infer(args: argparse.Namespace) -> int:
     from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
     from edgepose.io import (parse_boxes, read_boxes_json, read_image, write_image_atomic,
                              write_json_atomic)
-    from edgepose.errors import InputError
     from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
 
     image = read_image(args.image)

@@ -528,7 +528,8 @@ def _read_detections(path: str | Path, image_ids: set[int],
     return found
 
 
-def _backend_name(runner: Any) -> str:
+def backend_name(runner: Any) -> str:
+    """The runner's backend for reports: module and providers or TensorRT module."""
     module = type(runner).__module__
     name = (module.rsplit(".", 1)[-1] if module.startswith("edgepose.backends.")
             else type(runner).__name__)
@@ -657,7 +658,7 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
             metrics = coco_keypoint_eval(dataset, results, sigmas=scored.sigmas,
                                          image_ids=selected)
             return EvalReport(metrics=metrics, images=len(images), people=people_run,
-                              backend=_backend_name(runner), family=card.family,
+                              backend=backend_name(runner), family=card.family,
                               variant=card.variant, precision=card.precision, flip_test=False,
                               refine="none", box_source=f"none (bottom-up; scored as "
                                                         f"{scored.name})",
@@ -678,7 +679,7 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
             poses = pipeline(image, image_boxes, image_scores)
             results.extend(poses.to_coco_results(image_info["id"], PERSON_CATEGORY_ID))
             people_run += len(poses)
-        backend = _backend_name(runner)
+        backend = backend_name(runner)
         flip_test, refine_used = pipeline.flip_test, pipeline.decoder.refine
 
     metrics = coco_keypoint_eval(dataset, results, sigmas=keypoint_set.sigmas,
