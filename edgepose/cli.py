@@ -268,6 +268,8 @@ def _run_eval_mpii(args: argparse.Namespace) -> int:
                            cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
     print(f"{report.family} {report.variant} on {report.backend}: {report.people} people in "
           f"{report.images} images, {report.wall_time_s:.1f} s, PCKh (%):")
+    if report.random_init:
+        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
     print(report.format_table())
     if args.json:
         write_json_atomic(args.json, report.to_dict())

@@ -96,6 +96,7 @@ class MpiiReport:
     variant: str
     flip_test: bool
     wall_time_s: float
+    random_init: bool = False   # the model card says its weights are untrained
 
     def groups(self) -> dict[str, float]:
         """HRNet's rows in percent: each joint group's mean, Mean and Mean@0.1."""
@@ -118,7 +119,7 @@ class MpiiReport:
                 "at_0.5": self.at_half.to_dict(), "at_0.1": self.at_tenth.to_dict(),
                 "people": self.people, "images": self.images, "backend": self.backend,
                 "family": self.family, "variant": self.variant, "flip_test": self.flip_test,
-                "wall_time_s": self.wall_time_s}
+                "wall_time_s": self.wall_time_s, "random_init": self.random_init}
 
 
 def predict_mpii(pipeline: TopDownPipeline, truth: MpiiTruth, images_dir: Path,
@@ -166,4 +167,5 @@ def evaluate_mpii(model_path: str | Path, annotations: str | Path, ground_truth_
     return MpiiReport(at_half=scores[0.5], at_tenth=scores[0.1], people=len(rows),
                       images=len({truth.images[i] for i in rows}), backend=backend,
                       family=card.family, variant=card.variant,
-                      flip_test=bool(pipeline.flip_test), wall_time_s=time.perf_counter() - start)
+                      flip_test=bool(pipeline.flip_test), wall_time_s=time.perf_counter() - start,
+                      random_init=card.random_init)

@@ -127,7 +127,9 @@ def test_the_cli_prints_the_table_and_writes_json(mpii_model, mpii_set, tmp_path
                  "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Mean@0.1" in text and "Shoulder" in text
+    assert "RANDOM" in text.upper()  # the model under test is untrained, and says so
     saved = json.loads(out.read_text())
+    assert saved["random_init"] is True
     assert saved["pckh"]["Mean"] == pytest.approx(100 * mpii_set[1](0.5)[1])
 
 
