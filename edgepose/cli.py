@@ -237,41 +237,34 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from edgepose.evaluate import evaluate_model
-    from edgepose.io import write_json_atomic
-
     if args.mpii_gt is not None:
-        return _run_eval_mpii(args)
-    report = evaluate_model(args.model, args.annotations, args.images, flip=args.flip,
-                            refine=args.refine, detections=args.detections, limit=args.limit,
-                            cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
-    print(f"{report.family} {report.variant} ({report.precision}) on {report.backend}: "
-          f"{report.people} people in {report.images} images, {report.wall_time_s:.1f} s")
+        from edgepose.evaluate_mpii import evaluate_mpii
+
+        if args.detections is not None:
+            raise InputError("--detections is for COCO evaluation; MPII crops come from the "
+                             "annotations' centers and scales")
+        report = evaluate_mpii(args.model, args.annotations, args.mpii_gt, args.images,
+                               flip=args.flip, refine=args.refine, limit=args.limit,
+                               cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
+        what = f"{report.family} {report.variant}"
+        unit = ", PCKh (%):"
+    else:
+        from edgepose.evaluate import evaluate_model
+
+        report = evaluate_model(args.model, args.annotations, args.images, flip=args.flip,
+                                refine=args.refine, detections=args.detections,
+                                limit=args.limit, cuda_graph=args.cuda_graph,
+                                cuda_impl=args.cuda)
+        what = f"{report.family} {report.variant} ({report.precision})"
+        unit = ""
+    print(f"{what} on {report.backend}: {report.people} people in {report.images} images, "
+          f"{report.wall_time_s:.1f} s{unit}")
     if report.random_init:
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
     print(report.format_table())
     if args.json:
-        write_json_atomic(args.json, report.to_dict())
-        print(f"  json: {args.json}")
-    return 0
+        from edgepose.io import write_json_atomic
 
-
-def _run_eval_mpii(args: argparse.Namespace) -> int:
-    from edgepose.evaluate_mpii import evaluate_mpii
-    from edgepose.io import write_json_atomic
-
-    if args.detections is not None:
-        raise InputError("--detections is for COCO evaluation; MPII crops come from the "
-                         "annotations' centers and scales")
-    report = evaluate_mpii(args.model, args.annotations, args.mpii_gt, args.images,
-                           flip=args.flip, refine=args.refine, limit=args.limit,
-                           cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
-    print(f"{report.family} {report.variant} on {report.backend}: {report.people} people in "
-          f"{report.images} images, {report.wall_time_s:.1f} s, PCKh (%):")
-    if report.random_init:
-        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
-    print(report.format_table())
-    if args.json:
         write_json_atomic(args.json, report.to_dict())
         print(f"  json: {args.json}")
     return 0
