@@ -36,7 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import machine, print_stages, time_stages, write_report  # noqa: E402
+from benchmarks.timing import (  # noqa: E402
+    add_scene_arguments,
+    parse_size,
+    print_stages,
+    time_stages,
+    timing_fields,
+    write_report,
+)
 from edgepose.decode.ae import (  # noqa: E402
     PRESETS,
     AeDecoder,
@@ -60,19 +67,12 @@ def load_reference():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=30, help="people in the frame (default 30)")
-    parser.add_argument("--size", default="128x128", help="map HxW (default 128x128)")
+    add_scene_arguments(parser, size="128x128", size_meaning="map",
+                        default_json=DEFAULT_JSON, root=ROOT)
     parser.add_argument("--preset", choices=PRESETS, default="higherhrnet",
                         help="the decoder's constants (default higherhrnet)")
-    parser.add_argument("--seed", type=int, default=4,
-                        help="seed of the synthetic people (default 4)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs of the loop reference (default 3; the vectorised "
-                             "decoder runs 10x as many)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
-                        help=f"report JSON (default {DEFAULT_JSON.relative_to(ROOT)})")
     args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.size.lower().split("x"))
+    height, width = parse_size(args.size)
     ref = load_reference()
     params = AeParams.preset(args.preset)
     scene = ref.make_scene(args.people, (height, width), args.seed,
@@ -138,11 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "people_found": int(len(result[0])),
         "keypoints_refined": missing,
         "same_result": True,
-        "repeats": {"vectorised": 10 * args.repeats, "reference": args.repeats},
-        "stages": results,
-        "goal_ratio": GOAL,
-        "goal_met": ratio >= GOAL,
-        "machine": machine(),
+        **timing_fields(results, args.repeats, GOAL, ratio),
     }
     write_report(args.json, report)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -13,6 +14,26 @@ from edgepose.io import write_json_atomic
 
 # Each stage: (vectorised call, loop-reference call).
 Stages = dict[str, tuple[Callable[[], object], Callable[[], object]]]
+
+
+def add_scene_arguments(parser: argparse.ArgumentParser, *, size: str, size_meaning: str,
+                        default_json: Path, root: Path) -> None:
+    """The options every grouping benchmark takes: its synthetic scene, repeats, report."""
+    parser.add_argument("--people", type=int, default=30, help="people in the frame (default 30)")
+    parser.add_argument("--size", default=size, help=f"{size_meaning} HxW (default {size})")
+    parser.add_argument("--seed", type=int, default=4,
+                        help="seed of the synthetic people (default 4)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of the loop reference (default 3; the vectorised "
+                             "decoder runs 10x as many)")
+    parser.add_argument("--json", type=Path, default=default_json,
+                        help=f"report JSON (default {default_json.relative_to(root)})")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W)."""
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:
@@ -57,6 +78,14 @@ def machine(**extra: Any) -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"platform": platform.platform(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "load_average": load, **extra}
+
+
+def timing_fields(results: dict[str, dict[str, float]], repeats: int, goal: float,
+                  ratio: float, **machine_extra: Any) -> dict[str, Any]:
+    """The report's timing part, the same for every grouping benchmark."""
+    return {"repeats": {"vectorised": 10 * repeats, "reference": repeats},
+            "stages": results, "goal_ratio": goal, "goal_met": ratio >= goal,
+            "machine": machine(**machine_extra)}
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
