@@ -195,8 +195,9 @@ def run(out: Path) -> int:
         metrics = report.metrics
         per_image = 1000 * report.wall_time_s / max(report.images, 1)
         # An AP drop compares precisions of one model; the bottom-up row is another model.
-        drop = (f"{100 * (fp32_ap - metrics['AP']):>9.2f}" if report.family == "hrnet"
-                else f"{'-':>9}")
+        # Rounded before printing, with + 0.0, so a gain too small to show reads 0.00, not -0.00.
+        drop = (f"{round(100 * (fp32_ap - metrics['AP']), 2) + 0.0:>9.2f}"
+                if report.family == "hrnet" else f"{'-':>9}")
         print(f"{label:<20}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
               f"{metrics['AP75']:>7.3f}{metrics['AR']:>7.3f}{drop}{per_image:>10.1f}")
     print("AP drop: AP points the HRNet graphs lose against its FP32 row. HRNet rows use the "
