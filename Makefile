@@ -7,7 +7,7 @@ STAMP := $(VENV)/.edgepose-installed
 # torch is pinned: an unpinned torch pulls several GB of CUDA packages, while
 # 2.13.0 resolves to a local CPU wheel on the project's machines.
 TORCH := torch==2.13.0
-DEMO_CHECKPOINT := assets/models/hrnet_w8_128x96_synthetic.pth
+DEMO_CHECKPOINT := assets/models/hrnet_w10_128x96_synthetic.pth
 TRAIN_DATA := .cache/synthetic/train
 OPENPOSE_CHECKPOINT := assets/models/openpose_coco18_d8_synthetic.pth
 # The same images (seed 1) annotated in OpenPose's COCO-18 order.
@@ -30,7 +30,7 @@ demo: $(STAMP)
 demo-checkpoint: $(STAMP)
 	$(PY) -m calib.synthetic --out $(TRAIN_DATA) --count 4000 --seed 1 --quiet
 	$(PY) -m export.train --annotations $(TRAIN_DATA)/person_keypoints.json \
-		--images $(TRAIN_DATA)/images --steps 2600 --out $(DEMO_CHECKPOINT)
+		--images $(TRAIN_DATA)/images --steps 3600 --out $(DEMO_CHECKPOINT)
 
 demo-checkpoint-openpose: $(STAMP)
 	$(PY) -m calib.synthetic --out $(TRAIN_DATA_18) --count 4000 --seed 1 --layout coco18 --quiet

@@ -40,14 +40,22 @@ from export.training import (PRECISION_HELP, PRECISIONS, resolve_precision, run_
 
 @dataclass(frozen=True)
 class TrainConfig:
-    variant: str = "w8_128x96"
+    # Width 10, not 8: the head reads its 17 maps from the branch-0 channels, and at 1200
+    # steps of 16 W10 scored AP 0.507 against W8's 0.462 for 10 % more time a step
+    # (150 unseen images). W10 is the widest that keeps all shipped weights under 10 MB.
+    variant: str = "w10_128x96"
     keypoints: str = "coco17"
-    steps: int = 2600
-    batch_size: int = 32
+    steps: int = 3600
+    # Batch 16, not 32: twice the updates for 0.57x the time a step; at the same 19,200
+    # samples, AP 0.462 against 0.385 (batch 8: 0.464, but 1.25x slower than 16).
+    batch_size: int = 16
     learning_rate: float = 5e-3
     weight_decay: float = 1e-4
-    scale_jitter: float = 0.25   # crop scale × U(1 − j, 1 + j)
-    rotation_degrees: float = 30.0  # official: ±40 with probability 0.6; milder for small data
+    # Milder than the official ±40° / ±35 %: validation crops come from ground-truth boxes,
+    # and the short run learns faster without the spread (600 steps of 32: AP 0.439 at
+    # ±15° / ±15 % against 0.385 at ±30° / ±25 %; training and validation AP stay close).
+    scale_jitter: float = 0.15   # crop scale × U(1 − j, 1 + j)
+    rotation_degrees: float = 15.0  # with probability 0.6
     flip_probability: float = 0.5
     seed: int = 0
     threads: int = 2

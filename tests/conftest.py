@@ -49,7 +49,8 @@ def exported_hrnet(tmp_path_factory):
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets/models"
-DEMO_CHECKPOINT = SHIPPED_MODELS / "hrnet_w8_128x96_synthetic.pth"
+DEMO_VARIANT = "w10_128x96"
+DEMO_CHECKPOINT = SHIPPED_MODELS / f"hrnet_{DEMO_VARIANT}_synthetic.pth"
 OPENPOSE_DEMO_CHECKPOINT = SHIPPED_MODELS / "openpose_coco18_d8_synthetic.pth"
 # The demo checkpoint trained on seed 1; validation draws from a seed it never saw.
 VALIDATION_SEED = 2
@@ -79,8 +80,8 @@ def demo_onnx(tmp_path_factory, demo_checkpoint):
     pytest.importorskip("torch")
     from export.families import export_model
 
-    path = tmp_path_factory.mktemp("demo") / "hrnet_w8_128x96.onnx"
-    export_model("hrnet", "w8_128x96", path, checkpoint=demo_checkpoint)
+    path = tmp_path_factory.mktemp("demo") / f"hrnet_{DEMO_VARIANT}.onnx"
+    export_model("hrnet", DEMO_VARIANT, path, checkpoint=demo_checkpoint)
     return path
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
-CHECKPOINT = ROOT / "assets/models/hrnet_w8_128x96_synthetic.pth"
-VARIANT = "w8_128x96"
+VARIANT = "w10_128x96"
+CHECKPOINT = ROOT / f"assets/models/hrnet_{VARIANT}_synthetic.pth"
 OPENPOSE_CHECKPOINT = ROOT / "assets/models/openpose_coco18_d8_synthetic.pth"
 OPENPOSE_VARIANT, OPENPOSE_INPUT = "coco18_d8", (256, 320)  # the size it trained at
 SHIPPED = ROOT / "assets/demo/people"

@@ -53,11 +53,12 @@ def test_unaugmented_targets_decode_back_to_the_annotations(tiny_set):
 def test_training_writes_a_strictly_loadable_float16_checkpoint(tiny_set, tmp_path):
     annotations, images = tiny_set
     out = tmp_path / "demo.pth"
-    record = train(annotations, images, out, TrainConfig(steps=2, batch_size=2))
+    config = TrainConfig(variant="w8_128x96", steps=2, batch_size=2)
+    record = train(annotations, images, out, config)
     assert record["steps"] == 2 and out.with_suffix(".json").is_file()
     state = torch.load(out, weights_only=True)
     assert state["final_layer.weight"].dtype == torch.float16
-    model = build_hrnet(parse_hrnet_variant("w8_128x96"), 17)
+    model = build_hrnet(parse_hrnet_variant(config.variant), 17)
     assert load_checkpoint_into(model, out) == "official"
 
 
