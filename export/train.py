@@ -142,7 +142,8 @@ class CropDataset(torch.utils.data.Dataset):
         # epoch, identical across runs.
         rng = np.random.default_rng((self.config.seed, index, int(self.draws[index])))
         image = self._image(person.image_path)
-        center, scale = box_to_center_scale(person.box[None], self.input_size[0] / self.input_size[1])
+        aspect = self.input_size[0] / self.input_size[1]
+        center, scale = box_to_center_scale(person.box[None], aspect)
         center, scale = center[0].astype(np.float64), scale[0].astype(np.float64)
         joints = person.keypoints[:, :2].copy()
         visible = (person.keypoints[:, 2] > 0).astype(np.float32)
