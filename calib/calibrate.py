@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,7 +25,7 @@ from calib.gate import (SENSITIVITY_SAMPLES, GateError, GateResult, Trial, check
                         layer_sensitivity, meets, run_gate)
 from calib.int8 import (FALLBACKS, CalibrationCache, Layer, activation_tensors, measure_ranges,
                         model_fingerprint, placement_problems, quantizable_layers,
-                        quantized_layers, write_int8)
+                        Int8GraphWriter, quantized_layers, write_int8)
 from calib.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationError
 from calib.report import AccuracyReport, HoldoutEvaluator, PrecisionRow
 from edgepose.card import ModelCard
@@ -233,11 +233,9 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
 
     amax = stats.ranges(method, percentile) if int8 else {}
 
-    def build(fallback: Sequence[str]) -> onnx.ModelProto:
-        return write_int8(model, amax, fallback=int8_fallback, exclude=fallback,
-                          keep_fp32=keep if int8_fallback == "fp16" else ())
-
-    graph = build(()) if int8 else fp16_graph
+    writer = Int8GraphWriter(model, amax, fallback=int8_fallback,
+                             keep_fp32=keep if int8_fallback == "fp16" else ()) if int8 else None
+    graph = writer.write() if int8 else fp16_graph
     calibration_time = time.perf_counter() - started
 
     gated = max_ap_drop is not None or max_kpt_error is not None
@@ -253,10 +251,14 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
         log.warning("no held-out data: the accuracy report is skipped")
     try:
         gate = None
+        # Every candidate the gate measured: the report reuses the chosen one's AP.
+        measured: list[tuple[onnx.ModelProto, PrecisionRow]] = []
         if gated:
             def measure(candidate: onnx.ModelProto) -> tuple[float | None, float | None]:
                 row = evaluator.measure(candidate, "candidate", precision,
-                                        with_ap=max_ap_drop is not None)
+                                        with_ap=max_ap_drop is not None,
+                                        with_errors=max_kpt_error is not None)
+                measured.append((candidate, row))
                 return row.ap_drop, row.kpt_error
 
             if int8:
@@ -266,7 +268,7 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
                                              dataset.calibration.inputs[:SENSITIVITY_SAMPLES],
                                              progress=progress)
 
-                gate, graph = run_gate([layer.node for layer in layers], build=build,
+                gate, graph = run_gate([layer.node for layer in layers], build=writer.write,
                                        measure=measure, sensitivity=sensitivity,
                                        max_ap_drop=max_ap_drop, max_kpt_error=max_kpt_error,
                                        force=force)
@@ -283,7 +285,13 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
             rows: list[PrecisionRow] = [evaluator.measure(model, "fp32", "fp32"),
                                         evaluator.measure(fp16_graph, "fp16", "fp16")]
             if int8:
-                rows.append(evaluator.measure(graph, f"int8 {method}", "int8"))
+                # The gate scored the chosen graph's AP already (when max_ap_drop is set).
+                scored = next((row for candidate, row in measured
+                               if candidate is graph and row.ap is not None), None)
+                row = evaluator.measure(graph, f"int8 {method}", "int8",
+                                        with_ap=scored is None)
+                rows.append(row if scored is None
+                            else replace(row, ap=scored.ap, ap_drop=scored.ap_drop))
             report = evaluator.report(
                 rows, dataset.source, fallback=gate.fallback if gate is not None else (),
                 kept_fp32=tuple(o.node for o in overflows),

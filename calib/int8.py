@@ -29,7 +29,8 @@ precomputed ranges only from a cache file, since onnxruntime 1.32).
 
 What it lacks for TensorRT is written here: the placement rules (which nodes, both
 Add inputs; verified afterwards by `placement_problems`), giving float inputs back to
-nodes left out whose input tensor it quantised for a neighbour (`_strip_foreign_qdq`),
+nodes left out whose input tensor it quantised for a neighbour (`_strip_foreign_qdq`;
+the same stripping turns one quantised graph into each of the gate's candidates),
 TensorRT's entropy and the MSE range methods (calib.ranges), the FP16 fallback with
 FP16 scales kept in FP16's normal range, and the JSON cache. Its calibrators and
 cache are not used (see calib.ranges). onnx-graphsurgeon is not needed: the graph
@@ -415,38 +416,80 @@ def _qdq_feeding(model: onnx.ModelProto, nodes: Iterable[str]) -> set[str]:
     return found
 
 
+class Int8GraphWriter:
+    """INT8 Q/DQ graphs of one FP32 `model` and its ranges, with different layers left out.
+
+    ORT's quantizer is the slow part (about 4 s for HRNet-W10 on 2 CPU cores, most of it
+    rewiring consumers tensor by tensor), and the accuracy gate writes a dozen graphs
+    that differ only in their fallbacks. So it runs once, over every layer the wanted
+    ones allow, and each graph strips the Q/DQ of its excluded layers from a copy.
+
+    amax: activation tensor → clip value (CalibrationCache.ranges). fallback: "fp16"
+    makes the unquantised rest FP16 (keep_fp32 names nodes that stay FP32), "fp32"
+    leaves it FP32. Metadata is carried over; the caller embeds the final card.
+    """
+
+    def __init__(self, model: onnx.ModelProto, amax: Mapping[str, float], *,
+                 fallback: str = "fp16", keep_fp32: Iterable[str] = ()) -> None:
+        if fallback not in FALLBACKS:
+            raise InputError(f"int8 fallback must be one of {FALLBACKS}, got {fallback!r}")
+        self.model = model
+        self.amax = amax
+        self.fallback = fallback
+        self.keep_fp32 = tuple(keep_fp32)
+        self.layers = quantizable_layers(model)
+        self._floor = FP16_MIN_NORMAL * INT8_MAX if fallback == "fp16" else 0.0
+        self._base = _upgrade_opset(model, FP16_QDQ_OPSET) if fallback == "fp16" else model
+        self._quantized: onnx.ModelProto | None = None
+        self._covered: frozenset[str] = frozenset()
+
+    def _quantize(self, wanted: Sequence[Layer]) -> None:
+        # Every layer with ranges, so later graphs only strip; a wanted layer without
+        # ranges is passed on for _insert_qdq to name.
+        ranged = [layer for layer in self.layers
+                  if all(t in self.amax for t in layer.activations)]
+        names = {layer.node for layer in ranged}
+        cover = ranged if all(layer.node in names for layer in wanted) else list(wanted)
+        self._quantized = _insert_qdq(self._base, cover, self.amax, self._floor)
+        self._covered = frozenset(layer.node for layer in cover)
+
+    def write(self, exclude: Iterable[str] = ()) -> onnx.ModelProto:
+        """The graph with the layers named in `exclude` unquantised (the gate's fallbacks)."""
+        excluded = set(exclude)
+        layers = [layer for layer in self.layers if layer.node not in excluded]
+        wanted = {layer.node for layer in layers}
+        if not wanted:
+            quantized = copy.deepcopy(self._base)
+        else:
+            if not wanted <= self._covered:
+                self._quantize(layers)
+            quantized = copy.deepcopy(self._quantized)
+        _strip_foreign_qdq(quantized, self._base, wanted)
+        del quantized.metadata_props[:]
+        quantized.metadata_props.extend(self.model.metadata_props)
+        if self.fallback == "fp16":
+            keep = set(self.keep_fp32)
+            keep |= _qdq_feeding(quantized, keep)
+            quantized = convert_to_fp16(quantized, keep_fp32=keep)
+            changed = _floor_weight_scales(quantized, self.model, FP16_MIN_NORMAL)
+            if changed:
+                log.info("%d weight channel(s) had scales below FP16's normal range; raised "
+                         "to %g", changed, FP16_MIN_NORMAL)
+        problems = placement_problems(quantized)
+        if problems:
+            raise CalibrationError("the Q/DQ graph breaks TensorRT's placement rules:\n  - "
+                                   + "\n  - ".join(problems[:10]))
+        return quantized
+
+
 def write_int8(model: onnx.ModelProto, amax: Mapping[str, float], *, fallback: str = "fp16",
                exclude: Iterable[str] = (), keep_fp32: Iterable[str] = ()) -> onnx.ModelProto:
-    """The INT8 Q/DQ graph of an FP32 `model`.
+    """The INT8 Q/DQ graph of an FP32 `model`; exclude: layers left unquantised.
 
-    amax: activation tensor → clip value (CalibrationCache.ranges). exclude: layer
-    (node) names left unquantised (the gate's fallbacks). fallback: "fp16" makes the
-    unquantised rest FP16 (keep_fp32 names nodes that stay FP32), "fp32" leaves it
-    FP32. Metadata is carried over; the caller embeds the final card.
+    One graph; Int8GraphWriter writes several of one model without re-running ORT's
+    quantizer, and explains the arguments.
     """
-    if fallback not in FALLBACKS:
-        raise InputError(f"int8 fallback must be one of {FALLBACKS}, got {fallback!r}")
-    excluded = set(exclude)
-    layers = [layer for layer in quantizable_layers(model) if layer.node not in excluded]
-    floor = FP16_MIN_NORMAL * INT8_MAX if fallback == "fp16" else 0.0
-    base = _upgrade_opset(model, FP16_QDQ_OPSET) if fallback == "fp16" else model
-    quantized = _insert_qdq(base, layers, amax, floor) if layers else copy.deepcopy(base)
-    _strip_foreign_qdq(quantized, base, {layer.node for layer in layers})
-    del quantized.metadata_props[:]
-    quantized.metadata_props.extend(model.metadata_props)
-    if fallback == "fp16":
-        keep = set(keep_fp32)
-        keep |= _qdq_feeding(quantized, keep)
-        quantized = convert_to_fp16(quantized, keep_fp32=keep)
-        changed = _floor_weight_scales(quantized, model, FP16_MIN_NORMAL)
-        if changed:
-            log.info("%d weight channel(s) had scales below FP16's normal range; raised to %g",
-                     changed, FP16_MIN_NORMAL)
-    problems = placement_problems(quantized)
-    if problems:
-        raise CalibrationError("the Q/DQ graph breaks TensorRT's placement rules:\n  - "
-                               + "\n  - ".join(problems[:10]))
-    return quantized
+    return Int8GraphWriter(model, amax, fallback=fallback, keep_fp32=keep_fp32).write(exclude)
 
 
 # --- checks -------------------------------------------------------------------------------------------

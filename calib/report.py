@@ -266,10 +266,27 @@ class HoldoutEvaluator:
     # -- measurements --
 
     def measure(self, model: onnx.ModelProto, label: str, precision: str, *,
-                with_ap: bool = True) -> PrecisionRow:
-        """One row for `model` (as it would be written, FP16 parts included)."""
+                with_ap: bool = True, with_errors: bool = True) -> PrecisionRow:
+        """One row for `model` (as it would be written, FP16 parts included).
+
+        with_ap, with_errors: whether to score AP, and output errors and keypoint
+        displacement; each is a run over the held-out data, so the gate asks only for
+        what its thresholds need (the row then has () / None for what was not measured).
+        """
         runnable, executed = executable(model)
-        outputs = self._run(runnable)
+        errors = []
+        displacement = None
+        if with_errors:
+            errors, displacement = self._errors(self._run(runnable))
+        ap = ap_drop = None
+        if with_ap and self.annotation_file is not None:
+            ap = self.reference_ap if model is self.fp32_model else self._ap(runnable, label)
+            ap_drop = (self.reference_ap - ap) * 100.0
+        return PrecisionRow(label, precision, tuple(errors), displacement, ap, ap_drop, executed)
+
+    def _errors(self, outputs: Mapping[str, np.ndarray]
+                ) -> tuple[list[OutputError], tuple[float, ...] | None]:
+        """Output errors against FP32, and keypoint displacement at PERCENTILES (top-down)."""
         errors = []
         for name in self.output_names:
             reference = self.reference[name].astype(np.float64)
@@ -284,11 +301,7 @@ class HoldoutEvaluator:
         if self.topdown:
             moved = np.linalg.norm(self._decode(outputs) - self.reference_xy, axis=2).ravel()
             displacement = tuple(float(np.percentile(moved, p)) for p in PERCENTILES)
-        ap = ap_drop = None
-        if with_ap and self.annotation_file is not None:
-            ap = self.reference_ap if model is self.fp32_model else self._ap(runnable, label)
-            ap_drop = (self.reference_ap - ap) * 100.0
-        return PrecisionRow(label, precision, tuple(errors), displacement, ap, ap_drop, executed)
+        return errors, displacement
 
     def report(self, rows: Sequence[PrecisionRow], source: str, notes: Sequence[str] = (),
                **details: Any) -> AccuracyReport:

@@ -10,8 +10,9 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 from calib.fp16 import emulate_fp16
+import calib.int8
 from calib.int8 import (FP16_MIN_NORMAL, RESIDUAL_OPS, WEIGHTED_OPS, CalibrationCache,
-                        activation_tensors, measure_ranges, model_fingerprint,
+                        Int8GraphWriter, activation_tensors, measure_ranges, model_fingerprint,
                         placement_problems, quantizable_layers, quantized_layers, weight_axes,
                         write_int8)
 from calib.ranges import METHODS, CalibrationError, run_batched, session
@@ -150,6 +151,31 @@ def test_excluded_layers_read_float_even_when_their_input_is_shared(zoo, fallbac
                          exclude=[l.node for l in quantizable_layers(model)])
     assert not _qdq(nothing)
 
+
+
+def test_writer_quantises_once_and_strips_to_what_quantising_only_the_kept_layers_gives(
+        zoo, monkeypatch):
+    model, inputs, ranges = zoo
+    amax = ranges.ranges("minmax")
+    quantiser_runs = []
+    insert = calib.int8._insert_qdq
+    monkeypatch.setattr(calib.int8, "_insert_qdq",
+                        lambda *args: quantiser_runs.append(args[1]) or insert(*args))
+    writer = Int8GraphWriter(model, amax, fallback="fp32")
+    every = [layer.node for layer in quantizable_layers(model)]
+    for exclude in ([], ["proj", "residual"], ["conv", "matmul_act"], every[1:]):
+        written = writer.write(exclude)
+        kept = [layer for layer in quantizable_layers(model) if layer.node not in exclude]
+        # The reference quantises only the kept layers, as a one-off graph would.
+        reference = insert(model, kept, amax, 0.0)
+        calib.int8._strip_foreign_qdq(reference, model, {layer.node for layer in kept})
+        assert sorted(quantized_layers(written)) == sorted(layer.node for layer in kept)
+        assert len(_qdq(written)) == len(_qdq(reference))
+        ours = run_batched(session(written), "input", inputs)
+        theirs = run_batched(session(reference), "input", inputs)
+        for name in ours:
+            np.testing.assert_array_equal(ours[name], theirs[name])
+    assert len(quantiser_runs) == 1 and len(quantiser_runs[0]) == len(every)
 
 @pytest.mark.parametrize("method", METHODS)
 def test_hrnet_int8_runs_in_onnxruntime_close_to_fp32(exported_hrnet, hrnet_inputs, method):

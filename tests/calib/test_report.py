@@ -14,8 +14,8 @@ from calib.data import load_calibration_data
 from calib.fp16 import convert_to_fp16
 from calib.int8 import CalibrationCache, placement_problems, quantized_layers
 from calib.ranges import CalibrationError
-from calib.report import (EXECUTED_EMULATED, EXECUTED_FP32, AccuracyReport, OutputError,
-                          PrecisionRow, compare_precisions)
+from calib.report import (EXECUTED_EMULATED, EXECUTED_FP32, AccuracyReport, HoldoutEvaluator,
+                          OutputError, PrecisionRow, compare_precisions)
 from edgepose.card import METADATA_KEY, ModelCard
 from edgepose.errors import InputError
 from edgepose.evaluate import evaluate_model
@@ -125,6 +125,45 @@ def test_report_ap_is_evaluate_model_on_the_held_out_images(exported_hrnet, peop
     assert report.rows[0].ap == pytest.approx(expected, abs=1e-12)
     assert report.images == len(keep) == 3            # 20 % of 15 images
 
+
+
+def test_measure_runs_only_what_it_is_asked_for(exported_hrnet, people):
+    annotations, images = people
+    card = _card(exported_hrnet)
+    data = load_calibration_data(images, card, annotations=annotations, samples=8,
+                                 progress=False)
+    model = onnx.load(str(exported_hrnet))
+    fp16 = convert_to_fp16(model, [])
+    with HoldoutEvaluator(model, card, data.holdout, annotations=annotations,
+                          images_dir=images, image_ids=data.holdout_image_ids) as evaluator:
+        full = evaluator.measure(fp16, "fp16", "fp16")
+        ap_only = evaluator.measure(fp16, "fp16", "fp16", with_errors=False)
+        errors_only = evaluator.measure(fp16, "fp16", "fp16", with_ap=False)
+    assert full.ap is not None and full.outputs and full.displacement is not None
+    assert (ap_only.ap, ap_only.ap_drop) == (full.ap, full.ap_drop)
+    assert ap_only.outputs == () and ap_only.displacement is None
+    assert errors_only.ap is None and errors_only.ap_drop is None
+    assert (errors_only.outputs, errors_only.displacement) == (full.outputs, full.displacement)
+
+
+def test_the_int8_row_takes_its_ap_from_the_gate_instead_of_scoring_it_again(
+        calibrated, exported_hrnet, people, tmp_path, monkeypatch):
+    annotations, images = people
+    scored = []
+    score = HoldoutEvaluator._ap
+    monkeypatch.setattr(HoldoutEvaluator, "_ap",
+                        lambda self, model, label: scored.append(label) or score(self, model,
+                                                                                 label))
+    # A limit no random-init model can miss: the fully quantised graph is the one trial.
+    result = calibrate(exported_hrnet, tmp_path / "hrnet.int8.onnx", data=images,
+                       annotations=annotations, precision="int8", samples=16,
+                       max_ap_drop=100.0, progress=False,
+                       cache=calibrated[1].path.parent / "ranges.json")
+    assert [trial.fallbacks for trial in result.gate.trials] == [0]
+    assert result.gate.trials[0].kpt_error is None       # no keypoint limit: not measured
+    int8_row = result.report.rows[-1]
+    assert int8_row.ap_drop == result.gate.ap_drop and int8_row.displacement is not None
+    assert scored == ["fp32", "candidate", "fp16"]
 
 def test_the_cache_is_reused_for_any_method_and_refused_for_other_data(calibrated,
                                                                        exported_hrnet, people,
