@@ -32,7 +32,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from calib.fp16 import sort_nodes
-from calib.int8 import Layer
+from calib.int8 import FloatInputs, Layer
 from calib.ranges import session
 from edgepose.errors import EdgeposeError, InputError
 
@@ -146,10 +146,7 @@ def switch_graph(fp32: onnx.ModelProto, qdq: onnx.ModelProto,
     """
     graph_model = copy.deepcopy(qdq)
     graph = graph_model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    originals = {n.name: n for n in fp32.graph.node}
-    fp32_weights = {i.name: i for i in fp32.graph.initializer}
-    present = {i.name for i in graph.initializer}
+    floats = FloatInputs(graph_model, fp32)
     index_of = {layer.node: i for i, layer in enumerate(layers)}
     added: list[onnx.NodeProto] = []
     for node in graph.node:
@@ -162,17 +159,9 @@ def switch_graph(fp32: onnx.ModelProto, qdq: onnx.ModelProto,
         gate = f"{SWITCH_INPUT}_{position_l}"
         added.append(helper.make_node("Gather", [SWITCH_INPUT, index_name], [gate], axis=0))
         for position, name in enumerate(node.input):
-            dq = producer.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
+            original = floats.of(node, position)
+            if original is None:
                 continue
-            q = producer.get(dq.input[0])
-            if q is not None and q.op_type == "QuantizeLinear":
-                original = q.input[0]
-            else:
-                original = originals[node.name].input[position]
-                if original not in present:
-                    graph.initializer.append(copy.deepcopy(fp32_weights[original]))
-                    present.add(original)
             stem = f"{node.name}_in{position}_switch"
             added.append(helper.make_node("Where", [gate, name, original], [stem], name=stem))
             node.input[position] = stem

@@ -301,6 +301,36 @@ def _insert_qdq(model: onnx.ModelProto, layers: Sequence[Layer],
     return quantized
 
 
+class FloatInputs:
+    """The float tensor behind each quantised input of a Q/DQ graph made from `original`.
+
+    An activation's is the input of its QuantizeLinear; a weight's (an INT8 initializer
+    behind a lone DequantizeLinear) is the FP32 graph's weight of the same node and
+    input, copied into `model` the first time it is asked for.
+    """
+
+    def __init__(self, model: onnx.ModelProto, original: onnx.ModelProto) -> None:
+        self.graph = model.graph
+        self.producer = {o: n for n in self.graph.node for o in n.output}
+        self.originals = {n.name: n for n in original.graph.node}
+        self.weights = {i.name: i for i in original.graph.initializer}
+        self.present = {i.name for i in self.graph.initializer}
+
+    def of(self, node: onnx.NodeProto, position: int) -> str | None:
+        """The float tensor for input `position` of `node`; None when it is not quantised."""
+        dq = self.producer.get(node.input[position])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            return None
+        q = self.producer.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            return q.input[0]
+        source = self.originals[node.name].input[position]
+        if source not in self.present:
+            self.graph.initializer.append(copy.deepcopy(self.weights[source]))
+            self.present.add(source)
+        return source
+
+
 def _strip_foreign_qdq(model: onnx.ModelProto, original: onnx.ModelProto,
                        quantised: set[str]) -> int:
     """Give nodes outside `quantised` their float inputs back; drop Q/DQ left unused.
@@ -310,28 +340,16 @@ def _strip_foreign_qdq(model: onnx.ModelProto, original: onnx.ModelProto,
     layer would still read INT8. Returns how many inputs were restored.
     """
     graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    originals = {n.name: n for n in original.graph.node}
-    weights = {i.name: i for i in original.graph.initializer}
-    present = {i.name for i in graph.initializer}
+    floats = FloatInputs(model, original)
     restored = 0
     for node in graph.node:
         if node.name in quantised or node.op_type in QDQ_OPS:
             continue
-        for position, name in enumerate(node.input):
-            dq = producer.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
-                continue
-            q = producer.get(dq.input[0])
-            if q is not None and q.op_type == "QuantizeLinear":
-                node.input[position] = q.input[0]
-            else:
-                source = originals[node.name].input[position]
-                if source not in present:
-                    graph.initializer.append(copy.deepcopy(weights[source]))
-                    present.add(source)
+        for position in range(len(node.input)):
+            source = floats.of(node, position)
+            if source is not None:
                 node.input[position] = source
-            restored += 1
+                restored += 1
     while True:
         used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
         dead = [n for n in graph.node if n.op_type in QDQ_OPS and n.output[0] not in used]
