@@ -23,9 +23,9 @@ from calib.data import CalibrationData, load_calibration_data
 from calib.fp16 import FP16_MAX, Overflow, convert_to_fp16, find_overflows
 from calib.gate import (SENSITIVITY_SAMPLES, GateError, GateResult, Trial, check_thresholds,
                         layer_sensitivity, meets, run_gate)
-from calib.int8 import (FALLBACKS, CalibrationCache, Layer, activation_tensors, measure_ranges,
-                        model_fingerprint, placement_problems, quantizable_layers,
-                        Int8GraphWriter, quantized_layers, write_int8)
+from calib.int8 import (FALLBACKS, CalibrationCache, Int8GraphWriter, Layer, activation_tensors,
+                        measure_ranges, model_fingerprint, placement_problems,
+                        quantizable_layers, quantized_layers, write_int8)
 from calib.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationError
 from calib.report import AccuracyReport, HoldoutEvaluator, PrecisionRow
 from edgepose.card import ModelCard
