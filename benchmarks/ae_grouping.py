@@ -65,13 +65,17 @@ def load_reference():
     return ae_reference
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_scene_arguments(parser, size="128x128", size_meaning="map",
                         default_json=DEFAULT_JSON, root=ROOT)
     parser.add_argument("--preset", choices=PRESETS, default="higherhrnet",
                         help="the decoder's constants (default higherhrnet)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     height, width = parse_size(args.size)
     ref = load_reference()
     params = AeParams.preset(args.preset)

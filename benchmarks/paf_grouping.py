@@ -51,13 +51,17 @@ def load_reference():
     return paf_reference
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_scene_arguments(parser, size="368x656", size_meaning="frame",
                         default_json=DEFAULT_JSON, root=ROOT)
     parser.add_argument("--preset", choices=("python", "cmu"), default="python",
                         help="the decoder's constants (default python)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     height, width = parse_size(args.size)
     ref = load_reference()
     params = PafParams.preset(args.preset)

@@ -39,7 +39,7 @@ def demo_models() -> list[Path]:
     return sorted(DEMO.glob("*.onnx"), key=_precision_rank)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path,
                         help="ONNX files or engines, reference first (default: out/demo/*.onnx)")
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="also write a PNG plot here")
     parser.add_argument("--cuda-graph", action="store_true", help="engines: CUDA graphs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
 
     models = args.models or demo_models()

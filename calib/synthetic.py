@@ -931,7 +931,7 @@ def _progress_bar(count: int, enabled: bool) -> Any:
 # --- command line -------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m calib.synthetic",
         description="Write a synthetic COCO keypoints dataset: images of articulated people "
@@ -972,7 +972,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m calib.synthetic`; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s")
     try:

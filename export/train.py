@@ -224,7 +224,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     return record
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export.train",
         description="Train a small HRNet on a COCO keypoint set on the CPU (demo checkpoint).")
@@ -249,7 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"torch CPU threads (default {defaults.threads})")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help=PRECISION_HELP)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = TrainConfig(variant=args.variant, steps=args.steps, batch_size=args.batch_size,
                          learning_rate=args.lr, seed=args.seed, threads=args.threads,

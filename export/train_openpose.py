@@ -481,7 +481,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     return record
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m export.train_openpose",
@@ -518,7 +518,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"torch CPU threads (default {defaults.threads})")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help=PRECISION_HELP)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         config = TrainConfig(variant=args.variant, input_size=parse_input_size(args.input_size),

@@ -239,14 +239,3 @@ def test_command_line_writes_a_dataset_and_reports_bad_input(tmp_path, capsys):
     assert len(data["categories"][0]["keypoints"]) == 18
     assert main(["--out", str(tmp_path / "bad"), "--count", "0", "--quiet"]) == 2
     assert "count" in capsys.readouterr().err
-
-
-def test_help_explains_every_option(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--out", "--count", "--seed", "--layout", "--width", "--height",
-                   "--min-person-height", "--people",
-                   "--format", "--workers", "--quiet"):
-        assert option in text

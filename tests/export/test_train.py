@@ -86,15 +86,3 @@ def test_official_init_is_small_normal_convs_and_identity_batchnorm():
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
     assert torch.all(model.final_layer.bias == 0)
-
-
-def test_help_names_every_option(capsys):
-    from export.train import main
-
-    with pytest.raises(SystemExit) as stop:
-        main(["--help"])
-    assert stop.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--annotations", "--images", "--out", "--variant", "--steps", "--batch-size",
-                   "--lr", "--seed", "--threads", "--precision"):
-        assert option in text, option

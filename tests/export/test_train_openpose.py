@@ -544,13 +544,3 @@ def test_a_missing_output_folder_is_refused_before_training(small_set, tmp_path,
     assert main(["--annotations", str(annotations), "--images", str(images),
                  "--out", str(tmp_path / "absent" / "x.pth"), "--steps", "1"]) == 2
     assert "does not exist" in capsys.readouterr().err
-
-
-def test_help_names_every_option(capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(["--help"])
-    assert stop.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--annotations", "--images", "--out", "--variant", "--input-size", "--steps",
-                   "--batch-size", "--lr", "--seed", "--threads", "--precision"):
-        assert option in text, option
