@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -27,13 +28,14 @@ import cv2
 import numpy as np
 import torch
 
+from edgepose.errors import EdgeposeError
 from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
-from export.training import (PRECISION_HELP, PRECISIONS, resolve_precision, run_steps,
-                             save_float16)
+from export.training import (PRECISION_HELP, PRECISIONS, check_config, check_output_folder,
+                             read_annotations, resolve_precision, run_steps, save_float16)
 
 
 
@@ -76,6 +78,19 @@ class TrainConfig:
     foreground_weight: float = 60.0
     precision: str = "auto"  # export.training.PRECISIONS
 
+    def __post_init__(self) -> None:
+        resolve_precision(self.precision)
+        parse_hrnet_variant(self.variant)
+        get_keypoint_set(self.keypoints)
+        check_config(self, ("steps", "batch_size", "threads"), (
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("scale_jitter", 0 <= self.scale_jitter < 1, "in [0, 1)"),
+            ("rotation_degrees", 0 <= self.rotation_degrees <= 180, "in [0, 180]"),
+            ("flip_probability", 0 <= self.flip_probability <= 1, "in [0, 1]"),
+            ("sigma_fraction", self.sigma_fraction > 0, "> 0 (of the heatmap width)"),
+            ("foreground_weight", self.foreground_weight >= 0, ">= 0")))
+
 
 @dataclass(frozen=True)
 class PersonSample:
@@ -85,7 +100,7 @@ class PersonSample:
 
 
 def load_people(annotations: Path, images: Path, min_keypoints: int = 1) -> list[PersonSample]:
-    data = json.loads(Path(annotations).read_text())
+    data = read_annotations(annotations)
     files = {image["id"]: images / image["file_name"] for image in data["images"]}
     people = []
     for ann in data["annotations"]:
@@ -192,6 +207,7 @@ def weighted_mse(output: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
 
 def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> dict:
     """Train for `config.steps`; write the float16 checkpoint and its record."""
+    check_output_folder(out)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     precision = resolve_precision(config.precision)
@@ -255,10 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = TrainConfig(variant=args.variant, steps=args.steps, batch_size=args.batch_size,
-                         learning_rate=args.lr, seed=args.seed, threads=args.threads,
-                         precision=args.precision)
-    record = train(args.annotations, args.images, args.out, config)
+    try:
+        config = TrainConfig(variant=args.variant, steps=args.steps, batch_size=args.batch_size,
+                             learning_rate=args.lr, seed=args.seed, threads=args.threads,
+                             precision=args.precision)
+        record = train(args.annotations, args.images, args.out, config)
+    except EdgeposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in record.items() if k != "loss_history"}, indent=2))
     return 0
 

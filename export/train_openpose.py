@@ -69,8 +69,8 @@ from edgepose.keypoints import COCO18, KeypointSet
 from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_pad_for_bottom_up
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
-from export.training import (PRECISION_HELP, PRECISIONS, resolve_precision, run_steps,
-                             save_float16)
+from export.training import (PRECISION_HELP, PRECISIONS, check_config, check_output_folder,
+                             read_annotations, resolve_precision, run_steps, save_float16)
 
 
 # CMU skips Gaussian values below 1 %: exponent d²/(2σ²) > ln 100.
@@ -123,22 +123,14 @@ class TrainConfig:
                                   or v <= 0 or v % STRIDE for v in size)):
             raise InputError(f"input_size {self.input_size!r} must be (height, width), two "
                              f"positive multiples of {STRIDE}, e.g. (256, 320)")
-        for name in ("steps", "batch_size", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
-        checks = (("learning_rate", self.learning_rate > 0, "> 0"),
-                  ("weight_decay", self.weight_decay >= 0, ">= 0"),
-                  ("scale_jitter", 0 <= self.scale_jitter < 1, "in [0, 1)"),
-                  ("flip_probability", 0 <= self.flip_probability <= 1, "in [0, 1]"),
-                  ("sigma", self.sigma > 0, "> 0 input pixels"),
-                  ("limb_width", self.limb_width > 0, "> 0 map pixels"),
-                  ("foreground_weight", self.foreground_weight >= 0, ">= 0"))
-        for name, ok, meaning in checks:
-            if not (math.isfinite(getattr(self, name)) and ok):
-                raise InputError(f"{name} must be {meaning}, got {getattr(self, name)!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_config(self, ("steps", "batch_size", "threads"), (
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("scale_jitter", 0 <= self.scale_jitter < 1, "in [0, 1)"),
+            ("flip_probability", 0 <= self.flip_probability <= 1, "in [0, 1]"),
+            ("sigma", self.sigma > 0, "> 0 input pixels"),
+            ("limb_width", self.limb_width > 0, "> 0 map pixels"),
+            ("foreground_weight", self.foreground_weight >= 0, ">= 0")))
 
     @property
     def map_size(self) -> tuple[int, int]:
@@ -166,7 +158,7 @@ class FrameSample:
 def load_frames(annotations: Path, images: Path,
                 keypoint_set: KeypointSet = COCO18) -> list[FrameSample]:
     """The images of a COCO keypoints file that hold at least one labelled person."""
-    data = json.loads(Path(annotations).read_text())
+    data = read_annotations(annotations)
     k = keypoint_set.num_keypoints
     people: dict[int, list[np.ndarray]] = {}
     ignored: dict[int, list[np.ndarray]] = {}
@@ -440,8 +432,7 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
     """Train for `config.steps`; write the float16 checkpoint to `out` and its record to
     out.with_suffix('.json'); return the record."""
     out = Path(out)
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {str(out.parent)!r} does not exist; create it first")
+    check_output_folder(out)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     precision = resolve_precision(config.precision)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -39,6 +41,44 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision
+
+
+def check_config(config: Any, counts: Sequence[str],
+                 bounds: Sequence[tuple[str, bool, str]]) -> None:
+    """InputError naming the first field of a trainer's config that is out of range.
+
+    counts: fields that must be positive integers; bounds: (field, within its range,
+    the range in words) for the float fields, which must also be finite. `seed` must be a
+    non-negative integer.
+    """
+    for name in counts:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
+    for name, ok, meaning in bounds:
+        if not (math.isfinite(getattr(config, name)) and ok):
+            raise InputError(f"{name} must be {meaning}, got {getattr(config, name)!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {config.seed!r}")
+
+
+def read_annotations(annotations: Path) -> dict:
+    """A trainer's COCO keypoints file; InputError when it is missing or not JSON, before
+    any training starts."""
+    path = Path(annotations)
+    if not path.is_file():
+        raise InputError(f"annotation file {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"annotation file {str(path)!r} is not JSON: {exc}") from None
+
+
+def check_output_folder(out: Path) -> None:
+    """InputError when a checkpoint's folder is missing: found before training, not after."""
+    if not Path(out).parent.is_dir():
+        raise InputError(f"output folder {str(Path(out).parent)!r} does not exist; create it "
+                         "first")
 
 
 def adamw_one_cycle(model: torch.nn.Module, learning_rate: float, weight_decay: float, steps: int

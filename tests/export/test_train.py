@@ -6,6 +6,7 @@ import torch
 
 from calib.synthetic import SyntheticConfig, write_coco_dataset
 from edgepose.decode.topdown import TopDownDecoder
+from edgepose.errors import InputError
 from edgepose.preprocess import box_to_center_scale
 from export.checkpoints import load_checkpoint_into
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
@@ -86,3 +87,35 @@ def test_official_init_is_small_normal_convs_and_identity_batchnorm():
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
     assert torch.all(model.final_layer.bias == 0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"variant": "w10"}, "HRNet variant must look like"),
+    ({"keypoints": "coco99"}, "coco99"),
+    ({"steps": 0}, "steps must be a positive integer"),
+    ({"batch_size": 2.0}, "batch_size must be a positive integer"),
+    ({"learning_rate": float("nan")}, "learning_rate must be > 0"),
+    ({"scale_jitter": 1.0}, r"scale_jitter must be in \[0, 1\)"),  # would scale to nothing
+    ({"sigma_fraction": 0.0}, "sigma_fraction must be > 0"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+])
+def test_bad_configurations_are_refused(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_paths_are_refused_before_training(tiny_set, tmp_path, capsys):
+    from export.train import main
+
+    annotations, images = tiny_set
+    not_json = tmp_path / "broken.json"
+    not_json.write_text("{")
+    cases = [(tmp_path / "absent.json", tmp_path / "x.pth", "does not exist"),
+             (not_json, tmp_path / "x.pth", "is not JSON"),
+             (annotations, tmp_path / "absent" / "x.pth", "output folder")]
+    for source, out, message in cases:
+        assert main(["--annotations", str(source), "--images", str(images), "--out", str(out),
+                     "--steps", "1", "--variant", "w8_128x96"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and message in err, err
+        assert not out.exists()
