@@ -17,9 +17,6 @@ Shape letters: B batch, K keypoints, H, W heatmap size.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,14 +25,14 @@ import cv2
 import numpy as np
 import torch
 
-from edgepose.errors import EdgeposeError
 from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.training import (PRECISION_HELP, PRECISIONS, check_config, check_output_folder,
-                             read_annotations, resolve_precision, run_steps, save_float16)
+                             read_annotations, resolve_precision, run_steps,
+                             run_training_command, save_float16)
 
 
 
@@ -270,17 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        config = TrainConfig(variant=args.variant, steps=args.steps, batch_size=args.batch_size,
-                             learning_rate=args.lr, seed=args.seed, threads=args.threads,
-                             precision=args.precision)
-        record = train(args.annotations, args.images, args.out, config)
-    except EdgeposeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in record.items() if k != "loss_history"}, indent=2))
-    return 0
+    return run_training_command(args, lambda: TrainConfig(
+        variant=args.variant, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, seed=args.seed, threads=args.threads,
+        precision=args.precision), train)
 
 
 if __name__ == "__main__":

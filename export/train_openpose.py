@@ -51,10 +51,7 @@ H, W input size, h = H/8, w = W/8 map size.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -63,14 +60,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgepose.errors import EdgeposeError, InputError
+from edgepose.errors import InputError
 from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import COCO18, KeypointSet
 from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_pad_for_bottom_up
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
 from export.training import (PRECISION_HELP, PRECISIONS, check_config, check_output_folder,
-                             read_annotations, resolve_precision, run_steps, save_float16)
+                             read_annotations, resolve_precision, run_steps,
+                             run_training_command, save_float16)
 
 
 # CMU skips Gaussian values below 1 %: exponent d²/(2σ²) > ln 100.
@@ -514,18 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        config = TrainConfig(variant=args.variant, input_size=parse_input_size(args.input_size),
-                             steps=args.steps, batch_size=args.batch_size,
-                             learning_rate=args.lr, seed=args.seed, threads=args.threads,
-                             precision=args.precision)
-        record = train(args.annotations, args.images, args.out, config)
-    except EdgeposeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in record.items() if k != "loss_history"}, indent=2))
-    return 0
+    return run_training_command(args, lambda: TrainConfig(
+        variant=args.variant, input_size=parse_input_size(args.input_size), steps=args.steps,
+        batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+        threads=args.threads, precision=args.precision), train)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from edgepose.errors import InputError
+from edgepose.errors import EdgeposeError, InputError
 from edgepose.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -174,3 +175,17 @@ def save_float16(model: torch.nn.Module, out: Path) -> None:
              for key, value in model.state_dict().items()}
     with atomic_path(out) as temporary:
         torch.save(state, temporary)
+
+
+def run_training_command(args: Any, make_config: Callable[[], Any],
+                         train: Callable[[Path, Path, Path, Any], dict]) -> int:
+    """A trainer's command line after parsing `args` (annotations, images, out): train,
+    print the record without its loss history, and exit 2 with one line on bad input."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        record = train(args.annotations, args.images, args.out, make_config())
+    except EdgeposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in record.items() if k != "loss_history"}, indent=2))
+    return 0
