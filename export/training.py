@@ -1,4 +1,5 @@
-"""What the CPU trainers of the demo checkpoints share: the optimisation loop, float16 save."""
+"""What the CPU trainers of the demo checkpoints share: input checks, the optimisation loop,
+float16 save, the command line's tail."""
 
 from __future__ import annotations
 
