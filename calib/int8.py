@@ -324,11 +324,21 @@ class FloatInputs:
         q = self.producer.get(dq.input[0])
         if q is not None and q.op_type == "QuantizeLinear":
             return q.input[0]
-        source = self.originals[node.name].input[position]
-        if source not in self.present:
-            self.graph.initializer.append(copy.deepcopy(self.weights[source]))
-            self.present.add(source)
-        return source
+        weight = self.original_weight(node, position)
+        if weight is None:
+            raise CalibrationError(f"cannot find the float weight behind {dq.name}")
+        if weight.name not in self.present:
+            self.graph.initializer.append(copy.deepcopy(weight))
+            self.present.add(weight.name)
+        return weight.name
+
+    def original_weight(self, node: onnx.NodeProto, position: int) -> onnx.TensorProto | None:
+        """The FP32 graph's weight at input `position` of the node named like `node`; None
+        when there is no such node or that input is not a weight."""
+        match = self.originals.get(node.name)
+        if match is None or position >= len(match.input):
+            return None
+        return self.weights.get(match.input[position])
 
 
 def _strip_foreign_qdq(model: onnx.ModelProto, original: onnx.ModelProto,
@@ -381,7 +391,7 @@ def _floor_weight_scales(model: onnx.ModelProto, original: onnx.ModelProto,
     FP16 can only hold as a subnormal (or 0). Returns how many channels changed.
     """
     initializers = {i.name: i for i in model.graph.initializer}
-    originals = {i.name: i for i in original.graph.initializer}
+    floats = FloatInputs(model, original)
     consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     for node in model.graph.node:
         for position, name in enumerate(node.input):
@@ -395,14 +405,10 @@ def _floor_weight_scales(model: onnx.ModelProto, original: onnx.ModelProto,
             continue
         # The float weight this DQ stands for: the FP32 graph's input of the same node.
         users = consumers.get(dq.output[0], [])
-        source = None
-        if users:
-            node, position = users[0]
-            match = next((n for n in original.graph.node if n.name == node.name), None)
-            if match is not None and match.input[position] in originals:
-                source = numpy_helper.to_array(originals[match.input[position]])
-        if source is None:
+        weight = floats.original_weight(*users[0]) if users else None
+        if weight is None:
             raise CalibrationError(f"cannot find the float weight behind {dq.name}")
+        source = numpy_helper.to_array(weight)
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
         new_scale = np.where(low, np.float32(floor), scale).astype(np.float32)
         shape = [1] * source.ndim
