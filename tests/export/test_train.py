@@ -1,5 +1,7 @@
 """The demo trainer: its targets must agree with the runtime's decoder, and its output must load."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -54,9 +56,12 @@ def test_unaugmented_targets_decode_back_to_the_annotations(tiny_set):
 def test_training_writes_a_strictly_loadable_float16_checkpoint(tiny_set, tmp_path):
     annotations, images = tiny_set
     out = tmp_path / "demo.pth"
-    config = TrainConfig(variant="w8_128x96", steps=2, batch_size=2)
+    # Eager: compiling a whole HRNet costs minutes (the compiled loop has its own test).
+    config = TrainConfig(variant="w8_128x96", steps=2, batch_size=2, compile="off")
     record = train(annotations, images, out, config)
     assert record["steps"] == 2 and out.with_suffix(".json").is_file()
+    assert record["compiled"] is False
+    assert 0 < record["first_step_seconds"] <= record["train_seconds"]
     state = torch.load(out, weights_only=True)
     assert state["final_layer.weight"].dtype == torch.float16
     model = build_hrnet(parse_hrnet_variant(config.variant), 17)
@@ -98,6 +103,7 @@ def test_official_init_is_small_normal_convs_and_identity_batchnorm():
     ({"scale_jitter": 1.0}, r"scale_jitter must be in \[0, 1\)"),  # would scale to nothing
     ({"sigma_fraction": 0.0}, "sigma_fraction must be > 0"),
     ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"compile": "yes"}, "compile must be one of auto, on, off"),
 ])
 def test_bad_configurations_are_refused(kwargs, match):
     with pytest.raises(InputError, match=match):
@@ -119,3 +125,15 @@ def test_bad_paths_are_refused_before_training(tiny_set, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error:") and message in err, err
         assert not out.exists()
+
+
+def test_people_with_another_keypoint_count_are_refused(tiny_set, tmp_path):
+    annotations, images = tiny_set
+    data = json.loads(annotations.read_text())
+    labelled = next(ann for ann in data["annotations"] if ann["num_keypoints"] > 0)
+    labelled["keypoints"] += [10.0, 10.0, 2.0]  # 18 keypoints, COCO-18's count
+    eighteen = tmp_path / "eighteen.json"
+    eighteen.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"has 18 keypoints; the coco17 model needs 17"):
+        load_people(eighteen, images)
+    assert all(person.keypoints.shape == (17, 3) for person in load_people(annotations, images))

@@ -1,11 +1,13 @@
 """The trainers' shared loop: precision choice, bfloat16 autocast against a float32 run."""
 
+import sys
+
 import pytest
 import torch
 from torch import nn
 
 from edgepose.errors import InputError
-from export.training import native_bf16, resolve_precision, run_steps
+from export.training import native_bf16, resolve_compile, resolve_precision, run_steps
 
 
 def _regression(seed: int = 0):
@@ -19,7 +21,8 @@ def _regression(seed: int = 0):
     return model, [(inputs, targets)]
 
 
-def _train(precision: str, steps: int = 30, seen_dtypes: list | None = None):
+def _train(precision: str, steps: int = 30, seen_dtypes: list | None = None,
+           compile_step: bool = False):
     """The trained model and the loss of every step."""
     model, loader = _regression()
     losses = []
@@ -29,11 +32,13 @@ def _train(precision: str, steps: int = 30, seen_dtypes: list | None = None):
         if seen_dtypes is not None:
             seen_dtypes.append(output.dtype)
         loss = ((output - batch[1]) ** 2).mean()
-        losses.append(loss.item())
+        if not compile_step:  # .item() would split the compiled graph
+            losses.append(loss.item())
         return loss
 
     run_steps(model, loader, loss_of_batch, steps=steps, learning_rate=1e-2,
-              weight_decay=0.0, description="test", precision=precision)
+              weight_decay=0.0, description="test", precision=precision,
+              compile_step=compile_step)
     return model, losses
 
 
@@ -82,3 +87,47 @@ def test_the_model_comes_back_in_the_default_layout_and_eval_mode(precision):
     model, _ = _train(precision, steps=1)
     assert not model.training
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_auto_compiles_exactly_where_a_cxx_compiler_is_found(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-edgepose")
+    assert resolve_compile("auto") is False
+    monkeypatch.setenv("CXX", sys.executable)  # any executable on the PATH stands in
+    assert resolve_compile("auto") is True
+    assert resolve_compile("on") is True
+    assert resolve_compile("off") is False
+
+
+@pytest.mark.parametrize("bad", ["yes", "ON", "", None, True])
+def test_an_unknown_compile_mode_is_refused(bad):
+    with pytest.raises(InputError, match="compile"):
+        resolve_compile(bad)
+
+
+def test_a_compiled_step_trains_like_the_eager_one():
+    """torch.compile fuses kernels, which reorders float32 sums, nothing more: 30 steps end
+    at the eager run's weights up to rounding, and the step was really compiled."""
+    torch._dynamo.reset()
+    eager_model, _ = _train("fp32")
+    torch._dynamo.utils.counters.clear()
+    compiled_model, _ = _train("fp32", compile_step=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    for (name, a), b in zip(eager_model.state_dict().items(),
+                            compiled_model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+    assert not compiled_model.training
+
+
+def test_a_failed_compilation_names_the_way_out(monkeypatch):
+    def failing_compile(function):
+        def run(batch):
+            raise torch._dynamo.exc.BackendCompilerFailed(
+                failing_compile, RuntimeError("C++ compile error\nmore detail"), None)
+        return run
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    model, loader = _regression()
+    with pytest.raises(InputError, match=r"RuntimeError: C\+\+ compile error\); train with "
+                                         r"--compile off"):
+        run_steps(model, loader, lambda batch: model(batch[0]).mean(), steps=1,
+                  learning_rate=1e-3, weight_decay=0.0, description="test", compile_step=True)
