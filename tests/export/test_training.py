@@ -1,4 +1,5 @@
-"""The trainers' shared loop: precision choice, bfloat16 autocast against a float32 run."""
+"""The trainers' shared loop: precision choice, bfloat16 autocast against a float32 run, the
+compiled step against the eager one."""
 
 import sys
 
@@ -104,9 +105,12 @@ def test_an_unknown_compile_mode_is_refused(bad):
         resolve_compile(bad)
 
 
+@pytest.mark.skipif(not resolve_compile("auto"), reason="torch.compile's CPU backend needs a "
+                                                          "C++ compiler, and none is on the PATH")
 def test_a_compiled_step_trains_like_the_eager_one():
-    """torch.compile fuses kernels, which reorders float32 sums, nothing more: 30 steps end
-    at the eager run's weights up to rounding, and the step was really compiled."""
+    """torch.compile's fused kernels and the fused AdamW that comes with them reorder float32
+    arithmetic, nothing more: 30 steps end at the eager run's weights up to rounding, and
+    the step was really compiled."""
     torch._dynamo.reset()
     eager_model, _ = _train("fp32")
     torch._dynamo.utils.counters.clear()
