@@ -26,14 +26,13 @@ import numpy as np
 import torch
 
 from edgepose.io import read_image, write_json_atomic
-from edgepose.errors import InputError
 from edgepose.keypoints import COCO17, KeypointSet, get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.training import (COMPILE_HELP, COMPILE_MODES, PRECISION_HELP, PRECISIONS,
-                             check_config, check_output_folder, read_annotations,
-                             resolve_compile, resolve_precision, run_steps,
+                             check_config, check_output_folder, keypoint_rows,
+                             read_annotations, resolve_compile, resolve_precision, run_steps,
                              run_training_command, save_float16)
 
 
@@ -105,22 +104,17 @@ class PersonSample:
 def load_people(annotations: Path, images: Path, keypoint_set: KeypointSet = COCO17,
                 min_keypoints: int = 1) -> list[PersonSample]:
     """The labelled, non-crowd people of a COCO keypoints file; InputError when one has
-    another keypoint count than `keypoint_set` (a COCO-18 set handed to a COCO-17 model
-    would otherwise fail at the first step, or train the wrong maps)."""
+    another keypoint count than `keypoint_set`."""
     data = read_annotations(annotations)
     files = {image["id"]: images / image["file_name"] for image in data["images"]}
-    k = keypoint_set.num_keypoints
     people = []
     for ann in data["annotations"]:
         if ann.get("iscrowd", 0) or ann.get("num_keypoints", 0) < min_keypoints:
             continue
-        keypoints = np.asarray(ann["keypoints"], np.float32)
-        if keypoints.size != 3 * k:
-            raise InputError(f"annotation {ann.get('id')} in {annotations} has "
-                             f"{keypoints.size // 3} keypoints; the {keypoint_set.name} model "
-                             f"needs {k}")
+        keypoints = keypoint_rows(ann, keypoint_set, annotations,
+                                  f"the {keypoint_set.name} model").astype(np.float32)
         people.append(PersonSample(files[ann["image_id"]], np.asarray(ann["bbox"], np.float32),
-                                   keypoints.reshape(k, 3)))
+                                   keypoints))
     return people
 
 

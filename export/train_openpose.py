@@ -67,7 +67,7 @@ from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
 from export.training import (PRECISION_HELP, PRECISIONS, check_config, check_output_folder,
-                             read_annotations, resolve_precision, run_steps,
+                             keypoint_rows, read_annotations, resolve_precision, run_steps,
                              run_training_command, save_float16)
 
 
@@ -157,17 +157,10 @@ def load_frames(annotations: Path, images: Path,
                 keypoint_set: KeypointSet = COCO18) -> list[FrameSample]:
     """The images of a COCO keypoints file that hold at least one labelled person."""
     data = read_annotations(annotations)
-    k = keypoint_set.num_keypoints
     people: dict[int, list[np.ndarray]] = {}
     ignored: dict[int, list[np.ndarray]] = {}
     for ann in data.get("annotations", []):
-        rows = np.asarray(ann.get("keypoints", []), np.float64)
-        if rows.size != 3 * k:
-            raise InputError(
-                f"annotation {ann.get('id')} in {annotations} has {rows.size // 3} keypoints; "
-                f"the OpenPose trainer needs {k} in {keypoint_set.name} order (write the set "
-                f"with `python -m calib.synthetic --layout {keypoint_set.name}`)")
-        rows = rows.reshape(k, 3)
+        rows = keypoint_rows(ann, keypoint_set, annotations, "the OpenPose trainer")
         labelled = ann.get("iscrowd", 0) == 0 and (rows[:, 2] > 0).any()
         target = people if labelled else ignored
         target.setdefault(ann["image_id"], []).append(

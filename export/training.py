@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from edgepose.errors import EdgeposeError, InputError
+from edgepose.keypoints import KeypointSet
 from edgepose.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,21 @@ def read_annotations(annotations: Path) -> dict:
         return json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"annotation file {str(path)!r} is not JSON: {exc}") from None
+
+
+def keypoint_rows(annotation: dict, keypoint_set: KeypointSet, annotations: Path,
+                  trainer: str) -> np.ndarray:
+    """A COCO annotation's keypoints as (K, 3) x, y, v rows; InputError naming the annotation
+    and the `trainer` when it holds another count than `keypoint_set` (another layout's set
+    would otherwise fail at the first step, or train the wrong maps)."""
+    rows = np.asarray(annotation.get("keypoints", []), np.float64)
+    k = keypoint_set.num_keypoints
+    if rows.size != 3 * k:
+        raise InputError(
+            f"annotation {annotation.get('id')} in {annotations} has {rows.size // 3} keypoints; "
+            f"{trainer} needs {k} in {keypoint_set.name} order (write the set with "
+            f"`python -m calib.synthetic --layout {keypoint_set.name}`)")
+    return rows.reshape(k, 3)
 
 
 def check_output_folder(out: Path) -> None:
