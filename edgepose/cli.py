@@ -37,7 +37,9 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path,
                         help="official or mmpose .pth / .pth.tar (loaded with "
                              "weights_only=True), or CMU's OpenPose/CPM .caffemodel (read "
-                             "without Caffe)")
+                             "without Caffe); for HRNet, the decoder block of a training "
+                             "record beside it (CHECKPOINT with .json, from python -m "
+                             "export.train) goes into the card")
     parser.add_argument("--input-size", metavar="HxW",
                         help="network input HEIGHTxWIDTH, multiples of 8, for families whose "
                              "variant does not fix it (OpenPose; default 368x656)")

@@ -19,7 +19,7 @@ from edgepose.decode.cpm import CpmDecoder
 from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_REFINES
 from edgepose.decode.hourglass import HourglassDecoder
 from edgepose.decode.paf import PafDecoder, PafParams, resize_maps_to_image
-from edgepose.decode.topdown import TopDownDecoder, average_flip
+from edgepose.decode.topdown import TopDownDecoder, average_flip, check_dark_kernel
 from edgepose.errors import CardError, DecodeError, InputError
 from edgepose.keypoints import get_keypoint_set
 from edgepose.poses import Poses
@@ -215,7 +215,14 @@ def top_down_decoder(card: ModelCard, refine: str | None = None, integer: bool |
     if card.decoder.name != "topdown":
         raise CardError(f"{card.family}/{card.variant}: decoder {card.decoder.name!r} is not a "
                         "top-down decoder (topdown, cpm, hourglass)")
-    return TopDownDecoder(refine=card.decoder.refine if refine is None else refine)
+    try:
+        # Cards written before the key existed decode DARK with mmpose's default blur.
+        dark_kernel = check_dark_kernel(card.decoder.extra.get("dark_kernel", 11))
+    except InputError as exc:
+        raise CardError(f"{card.family}/{card.variant}: card field decoder.dark_kernel: "
+                        f"{exc}") from None
+    return TopDownDecoder(refine=card.decoder.refine if refine is None else refine,
+                          dark_kernel=dark_kernel)
 
 
 def keypoint_boxes(xy: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ stride, decoder), never from defaults in the runtime.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
+from edgepose.decode.topdown import check_dark_kernel, dark_kernel_for_sigma
 from edgepose.errors import CheckpointError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
 from export.caffe import read_caffemodel
@@ -79,8 +81,21 @@ def _final_layer_joints(state_dict: dict[str, torch.Tensor]) -> int | None:
     return None
 
 
-def hrnet_card(variant: str, keypoints: str, source: dict) -> ModelCard:
+def official_hrnet_sigma(heatmap_height: int) -> float:
+    """The training Gaussian of the official HRNet configs, in heatmap pixels: SIGMA 2 for
+    64-row maps (256x192, 256x256), 3 for 96-row maps (384x288)."""
+    return heatmap_height / 32
+
+
+def hrnet_card(variant: str, keypoints: str, source: dict,
+               decoder: DecoderSpec | None = None) -> ModelCard:
+    """decoder: None for the official one, the quarter-pixel shift, with DARK's blur
+    (for --refine dark) matched to the official training sigma."""
     parsed = parse_hrnet_variant(variant)
+    if decoder is None:
+        sigma = official_hrnet_sigma(parsed.input_height // HRNET_STRIDE)
+        decoder = DecoderSpec(name="topdown", refine="shift", flip_test=False,
+                              extra={"dark_kernel": dark_kernel_for_sigma(sigma)})
     return ModelCard(
         family="hrnet",
         variant=parsed.name,
@@ -90,10 +105,39 @@ def hrnet_card(variant: str, keypoints: str, source: dict) -> ModelCard:
                         layout="NCHW", color="RGB", mean=IMAGENET_MEAN, std=IMAGENET_STD,
                         pad_value=0.0),
         outputs=(OutputSpec(name="heatmaps", role="heatmaps", stride=HRNET_STRIDE),),
-        decoder=DecoderSpec(name="topdown", refine="shift", flip_test=False),
+        decoder=decoder,
         precision="fp32",
         source=source,
     )
+
+
+def trained_decoder(checkpoint: str | Path) -> tuple[DecoderSpec, Path] | None:
+    """The decoder the training record beside a checkpoint names (`<checkpoint>.json`
+    with a "decoder" block, as `python -m export.train` writes it), and the record's
+    path; None when there is no such record."""
+    record_path = Path(checkpoint).with_suffix(".json")
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{record_path}, the record beside the checkpoint, is not "
+                              f"readable JSON ({exc}); fix or remove it") from None
+    if not isinstance(record, dict) or "decoder" not in record:
+        return None
+    block = record["decoder"]
+    expected = ('{"refine": "shift" | "dark" | "none", "dark_kernel": a positive odd '
+                'integer}')
+    if not (isinstance(block, dict) and set(block) == {"refine", "dark_kernel"}
+            and block["refine"] in ("shift", "dark", "none")):
+        raise CheckpointError(f"{record_path}: its \"decoder\" block is {block!r}; "
+                              f"expected {expected}")
+    try:
+        kernel = check_dark_kernel(block["dark_kernel"])
+    except InputError as exc:
+        raise CheckpointError(f"{record_path}: decoder.dark_kernel: {exc}") from None
+    return (DecoderSpec(name="topdown", refine=block["refine"], flip_test=False,
+                        extra={"dark_kernel": kernel}), record_path)
 
 
 def prepare_hrnet(variant: str, checkpoint: str | Path | None, *,
@@ -116,7 +160,14 @@ def prepare_hrnet(variant: str, checkpoint: str | Path | None, *,
     name = _keypoints_for(joints, keypoints)
     model = build_hrnet(parsed, joints)
     layout = _load_strictly(model, checkpoint, raw)
-    card = hrnet_card(parsed.name, name, _checkpoint_source(checkpoint, layout))
+    source = _checkpoint_source(checkpoint, layout)
+    trained = trained_decoder(checkpoint)
+    decoder = None
+    if trained is not None:
+        decoder, record_path = trained
+        source["decoder_from"] = record_path.name
+        log.info("decoder from the training record %s: %s", record_path, decoder.refine)
+    card = hrnet_card(parsed.name, name, source, decoder)
     return PreparedModel(model, card, layout)
 
 

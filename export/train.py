@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from edgepose.decode.topdown import dark_kernel_for_sigma
 from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import COCO17, KeypointSet, get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
@@ -139,6 +140,11 @@ def gaussian_targets(joints: np.ndarray, visible: np.ndarray, heatmap_size: tupl
     return maps * visible[:, None, None]
 
 
+def target_sigma(config: TrainConfig) -> float:
+    """The target Gaussians' sigma in heatmap pixels."""
+    return config.sigma_fraction * (parse_hrnet_variant(config.variant).input_width // 4)
+
+
 class CropDataset(torch.utils.data.Dataset):
     """Augmented person crops and their target heatmaps."""
 
@@ -149,7 +155,7 @@ class CropDataset(torch.utils.data.Dataset):
         self.train = train
         self.input_size = (variant.input_width, variant.input_height)
         self.heatmap_size = (variant.input_width // 4, variant.input_height // 4)
-        self.sigma = config.sigma_fraction * self.heatmap_size[0]
+        self.sigma = target_sigma(config)
         self.flip = get_keypoint_set(config.keypoints).flip_permutation()
         self.mean = np.array(IMAGENET_MEAN, np.float32)
         self.std = np.array(IMAGENET_STD, np.float32)
@@ -246,6 +252,10 @@ def train(annotations: Path, images: Path, out: Path, config: TrainConfig) -> di
         "train_seconds": round(run.seconds, 1),
         "first_step_seconds": round(run.first_step_seconds, 1),
         "loss_history": run.history,
+        # The targets are Gaussians at the exact sub-pixel joint (DARK's unbiased
+        # encoding), so DARK, blurring as wide as they are, is the matching decoder;
+        # the export writes this into the model card.
+        "decoder": {"refine": "dark", "dark_kernel": dark_kernel_for_sigma(target_sigma(config))},
     }
     write_json_atomic(out.with_suffix(".json"), record)
     return record

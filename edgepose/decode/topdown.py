@@ -50,14 +50,38 @@ def _check_finite(heatmaps: np.ndarray) -> None:
         )
 
 
-def _check_kernel(kernel: int) -> int:
+def check_dark_kernel(kernel: int) -> int:
     if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) \
             or kernel < 1 or kernel % 2 == 0:
         raise InputError(
-            f"DARK blur kernel must be a positive odd integer (11 for sigma 2, 17 for "
-            f"sigma 3), got {kernel!r}"
+            f"DARK blur kernel must be a positive odd integer (5 for sigma 1, 11 for sigma 2, "
+            f"17 for sigma 3), got {kernel!r}"
         )
     return int(kernel)
+
+
+def _opencv_blur_sigma(size: int) -> float:
+    """The standard deviation of the kernel cv2.GaussianBlur uses for `size` and sigma 0."""
+    kernel = cv2.getGaussianKernel(size, 0).ravel()
+    offsets = np.arange(size) - (size - 1) / 2
+    return float(np.sqrt((kernel * offsets ** 2).sum()))
+
+
+def dark_kernel_for_sigma(sigma: float) -> int:
+    """The DARK blur size for heatmaps trained with Gaussians of `sigma` pixels.
+
+    DARK modulates with a Gaussian of the training variance, and mmpose passes only a
+    size to cv2.GaussianBlur. So the size is the odd one whose OpenCV kernel spreads
+    nearest to sigma: 11 for sigma 2 and 17 for sigma 3, mmpose's DARK configs, and
+    5 for sigma 1 (OpenCV's [1 4 6 4 1]/16, exactly 1).
+    """
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)) \
+            or not np.isfinite(sigma) or sigma <= 0:
+        raise InputError(f"the training sigma must be a positive number of heatmap pixels, "
+                         f"got {sigma!r}")
+    # A size's kernel spreads about 0.15 × size, so 8·sigma + 5 is past the nearest.
+    sizes = range(3, int(8 * sigma) + 6, 2)
+    return min(sizes, key=lambda size: abs(_opencv_blur_sigma(size) - sigma))
 
 
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +172,7 @@ def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) -> n
     the Hessian is invertible. The step is computed in float64 (mmpose: float32).
     """
     heatmaps = _check_heatmaps(heatmaps)
-    kernel = _check_kernel(kernel)
+    kernel = check_dark_kernel(kernel)
     n, k, h, w = heatmaps.shape
     if w < 5 or h < 5:
         return coords  # no pixel satisfies 1 < p < size-2
@@ -244,7 +268,7 @@ class TopDownDecoder:
                 f"unknown refine {refine!r}; allowed: {', '.join(REFINE_METHODS)}"
             )
         self.refine = refine
-        self.dark_kernel = _check_kernel(dark_kernel)
+        self.dark_kernel = check_dark_kernel(dark_kernel)
 
     def decode(
         self, heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray

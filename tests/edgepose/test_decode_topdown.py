@@ -16,6 +16,7 @@ import pytest
 from edgepose.decode.topdown import (
     TopDownDecoder,
     average_flip,
+    dark_kernel_for_sigma,
     flip_back,
     get_max_preds,
     refine_dark,
@@ -293,6 +294,55 @@ def test_round_trip_dark_sigma3_kernel17():
     coords, _ = get_max_preds(heatmaps)
     refine_dark(coords, heatmaps, kernel=17)
     assert np.all(np.abs(coords[0, 0] - point) <= 0.01)  # measured ~3e-3 px
+
+
+def blurred_impulse_sigma(size):
+    """How far cv2.GaussianBlur with `size` and sigma 0 spreads a single bright pixel."""
+    impulse = np.zeros((1, 61), np.float32)
+    impulse[0, 30] = 1
+    row = cv2.GaussianBlur(impulse, (size, 1), 0).ravel().astype(np.float64)
+    offsets = np.arange(61) - 30
+    return math.sqrt((row * offsets ** 2).sum() / row.sum())
+
+
+@pytest.mark.parametrize("sigma, size", [(1, 5), (2, 11), (3, 17)])
+def test_dark_kernel_for_sigma_gives_mmposes_dark_sizes(sigma, size):
+    # 11 and 17: mmpose's DARK configs at 256x192 and 384x288.
+    assert dark_kernel_for_sigma(sigma) == size
+
+
+@pytest.mark.parametrize("sigma", np.arange(0.3, 5.0, 0.1).round(2).tolist())
+def test_dark_kernel_for_sigma_is_the_odd_blur_nearest_the_training_sigma(sigma):
+    sizes = range(3, 51, 2)
+    nearest = min(sizes, key=lambda size: abs(blurred_impulse_sigma(size) - sigma))
+    assert dark_kernel_for_sigma(sigma) == nearest
+
+
+@pytest.mark.parametrize("sigma", [0, -1.0, float("nan"), "2", True])
+def test_dark_kernel_for_sigma_refuses_a_non_positive_or_non_number(sigma):
+    with pytest.raises(InputError, match="positive number"):
+        dark_kernel_for_sigma(sigma)
+
+
+@pytest.mark.parametrize("point", [(10.3, 15.7), (12.9, 8.1), (7.45, 20.55)])
+def test_dark_blur_matched_to_one_pixel_maps_resists_a_neighbouring_peak(point):
+    # 1-pixel targets at 32x24 (the demo model's): another joint 3 px away, as in
+    # crowded crops. A blur as wide as the targets barely merges the two peaks; the
+    # 2-pixel blur (size 11) drags the estimate toward the neighbour (measured 0.28
+    # against 0.77 px).
+    def errors(kernel):
+        heatmaps = (gaussian(*point, 32, 24, 1.0)
+                    + 0.6 * gaussian(point[0] + 3, point[1] + 1, 32, 24, 1.0))[None, None]
+        coords, _ = get_max_preds(heatmaps)
+        refine_dark(coords, heatmaps, kernel)
+        return np.abs(coords[0, 0] - point).max()
+
+    matched, wide = errors(dark_kernel_for_sigma(1.0)), errors(11)
+    assert matched < 0.5 * wide
+    alone = gaussian(*point, 32, 24, 1.0)[None, None]
+    coords, _ = get_max_preds(alone)
+    refine_dark(coords, alone, dark_kernel_for_sigma(1.0))
+    assert np.all(np.abs(coords[0, 0] - point) <= 0.01)  # measured ≤ 0.008 px
 
 
 @pytest.mark.parametrize("refine, bound_heatmap_px", [("shift", 0.25 + 1e-4), ("dark", 0.01)])

@@ -10,17 +10,17 @@ import pytest
 
 from edgepose.backends.base import RunnerBase, TensorSpec
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
-from edgepose.errors import InputError
+from edgepose.errors import CardError, InputError
 from edgepose.pipeline import TopDownPipeline, person_scores
 
 HEIGHT, WIDTH, STRIDE, K = 64, 48, 4, 17
 
 
-def _card(paradigm="top-down", refine="dark"):
+def _card(paradigm="top-down", refine="dark", decoder_extra=None):
     return ModelCard(family="test", variant="dot", paradigm=paradigm, keypoints="coco17",
                      input=InputSpec("input", HEIGHT, WIDTH, mean=(0, 0, 0), std=(1, 1, 1)),
                      outputs=(OutputSpec("heatmaps", "heatmaps", STRIDE),),
-                     decoder=DecoderSpec("topdown", refine=refine))
+                     decoder=DecoderSpec("topdown", refine=refine, extra=decoder_extra or {}))
 
 
 class DotRunner(RunnerBase):
@@ -143,3 +143,19 @@ def test_crops_given_as_centers_and_scales_land_on_the_dot():
 def test_only_hourglass_cards_take_whole_pixel_coordinates():
     with pytest.raises(InputError, match="Hourglass"):
         TopDownPipeline(DotRunner(_card()), integer=True)
+
+
+def test_dark_blur_size_comes_from_the_card():
+    assert TopDownPipeline(DotRunner(_card(decoder_extra={"dark_kernel": 5}))).decoder.dark_kernel == 5
+    # Cards from before the key: mmpose's default.
+    assert TopDownPipeline(DotRunner(_card())).decoder.dark_kernel == 11
+    # It is the card's even where --refine dark overrides a card that says shift.
+    pipeline = TopDownPipeline(DotRunner(_card(refine="shift", decoder_extra={"dark_kernel": 17})),
+                               refine="dark")
+    assert (pipeline.decoder.refine, pipeline.decoder.dark_kernel) == ("dark", 17)
+
+
+@pytest.mark.parametrize("kernel", [4, 0, "5", True])
+def test_a_bad_dark_blur_size_on_the_card_is_a_card_error(kernel):
+    with pytest.raises(CardError, match="decoder.dark_kernel"):
+        TopDownPipeline(DotRunner(_card(decoder_extra={"dark_kernel": kernel})))
