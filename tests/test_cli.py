@@ -141,6 +141,11 @@ def test_eval_prints_the_ap_table_and_writes_json(exported_hrnet, tmp_path, caps
                  "--images", str(tmp_path / "val" / "images"), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "AP50" in printed and "onnxruntime" in printed and RANDOM_WEIGHTS_BANNER in printed
+    assert "refine shift, flip test off, boxes: ground truth" in printed
+    assert main(["eval", "--model", str(exported_hrnet), "--annotations", str(annotations),
+                 "--images", str(tmp_path / "val" / "images"), "--refine", "dark",
+                 "--flip"]) == 0
+    assert "refine dark, flip test on" in capsys.readouterr().out
     report = json.loads(out.read_text())
     assert 0.0 <= report["metrics"]["AP"] <= 1.0 and report["images"] == 3
 
