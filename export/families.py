@@ -89,8 +89,8 @@ def official_hrnet_sigma(heatmap_height: int) -> float:
 
 def hrnet_card(variant: str, keypoints: str, source: dict,
                decoder: DecoderSpec | None = None) -> ModelCard:
-    """decoder: None for the official one, the quarter-pixel shift, with DARK's blur
-    (for --refine dark) matched to the official training sigma."""
+    """decoder: None gives the official one, the quarter-pixel shift, naming the DARK
+    blur (which --refine dark uses) of the official training sigma."""
     parsed = parse_hrnet_variant(variant)
     if decoder is None:
         sigma = official_hrnet_sigma(parsed.input_height // HRNET_STRIDE)

@@ -146,12 +146,13 @@ def test_only_hourglass_cards_take_whole_pixel_coordinates():
 
 
 def test_dark_blur_size_comes_from_the_card():
-    assert TopDownPipeline(DotRunner(_card(decoder_extra={"dark_kernel": 5}))).decoder.dark_kernel == 5
+    pipeline = TopDownPipeline(DotRunner(_card(decoder_extra={"dark_kernel": 5})))
+    assert pipeline.decoder.dark_kernel == 5
     # Cards from before the key: mmpose's default.
     assert TopDownPipeline(DotRunner(_card())).decoder.dark_kernel == 11
     # It is the card's even where --refine dark overrides a card that says shift.
-    pipeline = TopDownPipeline(DotRunner(_card(refine="shift", decoder_extra={"dark_kernel": 17})),
-                               refine="dark")
+    card = _card(refine="shift", decoder_extra={"dark_kernel": 17})
+    pipeline = TopDownPipeline(DotRunner(card), refine="dark")
     assert (pipeline.decoder.refine, pipeline.decoder.dark_kernel) == ("dark", 17)
 
 

@@ -41,7 +41,8 @@ def test_unaugmented_targets_decode_back_to_the_annotations(tiny_set):
     people = load_people(annotations, images)
     config = TrainConfig()
     dataset = CropDataset(people, config, train=False)
-    decoder = TopDownDecoder(refine="dark", dark_kernel=dark_kernel_for_sigma(target_sigma(config)))
+    decoder = TopDownDecoder(refine="dark",
+                             dark_kernel=dark_kernel_for_sigma(target_sigma(config)))
     for index in range(min(5, len(people))):
         _, targets, weights = dataset[index]
         person = people[index]
