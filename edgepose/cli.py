@@ -66,6 +66,9 @@ def _run_export(args: argparse.Namespace) -> int:
                           input_size=input_size, opset=args.opset, verify=not args.no_verify)
     print(f"wrote {result.path} ({result.card.family} {result.card.variant}, "
           f"{result.card.keypoints}, weights: {result.layout})")
+    record = result.card.source.get("decoder_from")
+    if record is not None:
+        print(f"  decoder: {result.card.decoder.refine}, as the training record {record} says")
     for check in result.verification:
         print(f"  ONNX Runtime vs PyTorch, {check}")
     if result.card.random_init:

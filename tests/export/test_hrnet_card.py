@@ -8,7 +8,9 @@ import json
 import pytest
 import torch
 
+from edgepose.cli import main
 from edgepose.errors import CheckpointError
+from export import families
 from export.families import hrnet_card, prepare_hrnet
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 
@@ -69,3 +71,21 @@ def test_a_broken_record_is_refused_naming_it(checkpoint, text, match):
     with pytest.raises(CheckpointError, match=match) as caught:
         prepare_hrnet(VARIANT, checkpoint)
     assert "hrnet.json" in str(caught.value)
+
+
+def test_the_export_command_says_where_the_decoder_came_from(checkpoint, tmp_path, capsys,
+                                                            monkeypatch):
+    def prepare_only(family, variant, out, *, checkpoint=None, **_):
+        # The card is what this test reads; tracing to ONNX would add half a minute.
+        prepared = families.prepare_model(family, variant, checkpoint)
+        return families.ExportResult(out, prepared.card, prepared.layout, ())
+
+    monkeypatch.setattr(families, "export_model", prepare_only)
+    command = ["export", "hrnet", "--variant", VARIANT, "--checkpoint", str(checkpoint),
+               "--out", str(tmp_path / "hrnet.onnx")]
+    assert main(command) == 0
+    assert "decoder:" not in capsys.readouterr().out
+    checkpoint.with_suffix(".json").write_text(
+        json.dumps({"decoder": {"refine": "dark", "dark_kernel": 5}}))
+    assert main(command) == 0
+    assert "decoder: dark, as the training record hrnet.json says" in capsys.readouterr().out
