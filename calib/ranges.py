@@ -42,6 +42,7 @@ import numpy as np
 import onnx
 
 from edgepose import _optional
+from edgepose.backends.onnxruntime import reference_session_options
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger(__name__)
@@ -253,11 +254,8 @@ class TensorStats:
 def session(model: onnx.ModelProto, *, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session for an in-memory graph (the reference executor)."""
     ort = _optional.onnxruntime()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), options,
+    return ort.InferenceSession(model.SerializeToString(),
+                                reference_session_options(ort, threads),
                                 providers=["CPUExecutionProvider"])
 
 

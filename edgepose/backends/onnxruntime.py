@@ -7,7 +7,7 @@ and the installed onnxruntime has them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +36,20 @@ def _spec(arg) -> TensorSpec:
     return TensorSpec(arg.name, np.dtype(dtype), shape)
 
 
+def reference_session_options(ort: Any, threads: int | None = None) -> Any:
+    """SessionOptions for every ONNX Runtime session that stands in for TensorRT (this
+    runner, calib's range collection, sensitivity and accuracy runs)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # Run Q/DQ graphs as written, which is what TensorRT computes: ORT's CPU fusions
+    # of Q/DQ into its own INT8 kernels tripled the demo INT8 graph's heatmap error
+    # (relative L2 0.27 against 0.097 as written) and cost 1.7 AP points more.
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
 class OnnxRuntimeRunner(RunnerBase):
     """Runs an edgepose ONNX file (one that carries a ModelCard) with ONNX Runtime."""
 
@@ -53,14 +67,7 @@ class OnnxRuntimeRunner(RunnerBase):
                 f"ONNX Runtime provider(s) {unknown} are not in this onnxruntime build; "
                 f"available: {available}"
             )
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # Run Q/DQ graphs as written, which is what TensorRT computes: ORT's CPU fusions
-        # of Q/DQ into its own INT8 kernels tripled the demo INT8 graph's heatmap error
-        # (relative L2 0.27 against 0.097 as written) and cost 1.7 AP points more.
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
-        if threads:
-            options.intra_op_num_threads = threads
+        options = reference_session_options(ort, threads)
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors on bad files

@@ -1,5 +1,5 @@
-"""The ONNX Runtime runner computes Q/DQ graphs as the graph says (TensorRT's meaning),
-not through ORT's own fused INT8 CPU kernels."""
+"""The ONNX Runtime runner and calib's sessions compute Q/DQ graphs as the graph says
+(TensorRT's meaning), not through ORT's own fused INT8 CPU kernels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 
 from calib.int8 import write_int8
+from calib.ranges import session
 from edgepose.backends.onnxruntime import OnnxRuntimeRunner
 from tests.calib.tiny import save, tiny_pose
 
@@ -27,5 +28,8 @@ def test_int8_graph_runs_as_written(tmp_path):
 
     with OnnxRuntimeRunner(path) as runner:
         heatmaps = runner.infer({"input": inputs})["heatmaps"].astype(np.float64)
+    # calib's sessions (ranges, the gate's layer sensitivity, accuracy rows) too.
+    calibration = session(graph).run(None, {"input": inputs})[0].astype(np.float64)
     # ORT's fused kernels land 4e-2 of the output range away on this graph.
-    assert np.abs(heatmaps - expected).max() <= 1e-5 * np.abs(expected).max()
+    for computed in (heatmaps, calibration):
+        assert np.abs(computed - expected).max() <= 1e-5 * np.abs(expected).max()
