@@ -1,13 +1,16 @@
 """Files in and out: images, box files, and atomic writes.
 
 Nothing edgepose writes is ever left half-written: every file goes to a
-temporary name in the destination folder and is renamed into place.
+temporary name in the destination folder and is renamed into place. Scratch
+files and folders carry one prefix and the writer's process id, so the next run
+in that folder removes what a killed run left behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +21,62 @@ import numpy as np
 
 from edgepose.errors import InputError
 
+#: Every scratch file or folder edgepose makes starts with this, then "<pid>.".
+SCRATCH_PREFIX = ".edgepose-"
+
+
+def _scratch_prefix(name: str) -> str:
+    return f"{SCRATCH_PREFIX}{os.getpid()}.{name}."
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_scratch(folder: str | Path) -> list[Path]:
+    """Remove the scratch files and folders in `folder` whose writer process is gone.
+
+    Scratch of live processes stays: two edgepose runs may write beside each other.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).glob(f"{SCRATCH_PREFIX}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid_text = entry.name[len(SCRATCH_PREFIX):].split(".", 1)[0]
+        if not pid_text.isdigit() or _process_alive(int(pid_text)):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue
+        removed.append(entry)
+    return removed
+
+
+def _make_scratch_file(folder: Path, name: str, what: str) -> tuple[int, str]:
+    try:
+        return tempfile.mkstemp(prefix=_scratch_prefix(name), suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise InputError(f"cannot write the {what} in {str(folder)!r}: {exc.strerror}") from None
+
+
+def _output_folder(destination: Path) -> Path:
+    folder = destination.parent if str(destination.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"output folder {str(folder)!r} does not exist")
+    return folder
+
 
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
@@ -26,11 +85,11 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     On an exception the temporary file is removed and `destination` is untouched.
     """
     destination = Path(destination)
-    folder = destination.parent if str(destination.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"output folder {str(folder)!r} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp",
-                                         dir=folder)
+    folder = _output_folder(destination)
+    if destination.is_dir():
+        raise InputError(f"output {str(destination)!r} is a folder; give a file path")
+    remove_stale_scratch(folder)
+    handle, temporary = _make_scratch_file(folder, destination.name, "output")
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -41,6 +100,137 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     finally:
         if temporary_path.exists():
             temporary_path.unlink()
+
+
+@contextmanager
+def scratch_folder(beside: str | Path, purpose: str) -> Iterator[Path]:
+    """A scratch folder in the folder of the output `beside`, removed on exit.
+
+    Kept beside the output rather than in the system temp dir, so large candidates
+    land on the disk the user chose and a killed run's leftovers are found and
+    removed by the next run there.
+    """
+    folder = _output_folder(Path(beside))
+    remove_stale_scratch(folder)
+    path = Path(tempfile.mkdtemp(prefix=_scratch_prefix(purpose), dir=folder))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def check_output_path(path: str | Path, what: str = "output") -> Path:
+    """`path` as a Path once it can be written: not empty, not a folder, in an existing,
+    writable folder. Call it before any work, so a bad path costs nothing."""
+    text = str(path)
+    if not text.strip():
+        raise InputError(f"{what} path is empty; give a file path")
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {text!r} is a folder; give a file path")
+    folder = _output_folder(path)
+    # A real file tells what os.access cannot: read-only mounts, and root's rights.
+    handle, probe = _make_scratch_file(folder, path.name, what)
+    os.close(handle)
+    os.unlink(probe)
+    return path
+
+
+def check_image_output(path: str | Path, what: str = "drawing") -> Path:
+    """check_output_path, and an extension OpenCV can encode."""
+    path = check_output_path(path, what)
+    if not path.suffix or not cv2.haveImageWriter(str(path)):
+        kind = repr(path.suffix) if path.suffix else "a file without an extension"
+        raise InputError(f"{what} {str(path)!r}: OpenCV cannot write {kind}; use .png, .jpg, "
+                         ".bmp, .tiff or .webp")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(outputs: dict[str, str | Path | None],
+                              inputs: dict[str, str | Path | None]) -> None:
+    """InputError when an output is the same file as an input (after symlinks, or the
+    same inode) or as another output, or names a media file inside an input folder.
+
+    Labels (the keys) name each path in the message, e.g. {"json": …}, {"model": …}.
+    """
+    given_outputs = [(label, Path(path)) for label, path in outputs.items() if path is not None]
+    given_inputs = [(label, Path(path)) for label, path in inputs.items() if path is not None]
+    for index, (label, output) in enumerate(given_outputs):
+        for other_label, other in given_outputs[:index]:
+            if output.absolute() == other.absolute() or _same_file(output, other):
+                raise InputError(f"{label} and {other_label} are both {str(output)!r}; give "
+                                 "each output its own path")
+        if not output.exists():
+            continue
+        for input_label, source in given_inputs:
+            if _same_file(output, source):
+                raise InputError(
+                    f"{label} {str(output)!r} is the input {input_label} {str(source)!r}; "
+                    "refusing to overwrite an input: choose another output path")
+            if (source.is_dir() and output.suffix.lower() in MEDIA_SUFFIXES
+                    and output.resolve().parent == source.resolve()):
+                raise InputError(
+                    f"{label} {str(output)!r} would replace a file of the input folder "
+                    f"{input_label} {str(source)!r}; choose another output path")
+
+
+#: Files a folder input may hold as data: an output there with one of these is refused.
+MEDIA_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
+                            ".mp4", ".avi", ".mkv", ".mov", ".json", ".onnx", ".engine",
+                            ".plan"})
+
+
+def write_all_atomic(files: list[tuple[str | Path, bytes]]) -> list[Path]:
+    """Write several files so that a failure leaves none of them changed.
+
+    Every temporary file is written before the first rename, so an error while
+    encoding or writing any of them (a full disk) replaces nothing.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for destination, data in files:
+            destination = Path(destination)
+            folder = _output_folder(destination)
+            remove_stale_scratch(folder)
+            handle, temporary = _make_scratch_file(folder, destination.name, "output")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.chmod(temporary, 0o666 & ~_umask())
+            staged.append((Path(temporary), destination))
+        for temporary, destination in staged:
+            os.replace(temporary, destination)
+    finally:
+        for temporary, _ in staged:
+            if temporary.exists():
+                temporary.unlink()
+    return [destination for _, destination in staged]
+
+
+def json_bytes(destination: str | Path, payload: Any) -> bytes:
+    """Indented JSON text; InputError naming `destination` when it holds NaN or infinity."""
+    try:
+        text = json.dumps(payload, indent=2, allow_nan=False)
+    except ValueError:
+        # NaN and Infinity are not JSON; a file holding them breaks every other reader.
+        raise InputError(f"refusing to write {str(destination)!r}: the results hold a "
+                         "non-finite number (NaN or infinity)") from None
+    return (text + "\n").encode()
+
+
+def image_bytes(destination: str | Path, image: np.ndarray) -> bytes:
+    """`image` encoded in the format `destination`'s extension names (PNG without one)."""
+    suffix = Path(destination).suffix.lower() or ".png"
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise InputError(f"cannot encode an image as {suffix!r} for {str(destination)!r}")
+    return encoded.tobytes()
 
 
 def _umask() -> int:
@@ -56,7 +246,7 @@ def write_bytes_atomic(destination: str | Path, data: bytes) -> Path:
 
 
 def write_json_atomic(destination: str | Path, payload: Any) -> Path:
-    return write_bytes_atomic(destination, (json.dumps(payload, indent=2) + "\n").encode())
+    return write_bytes_atomic(destination, json_bytes(destination, payload))
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -72,11 +262,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def write_image_atomic(destination: str | Path, image: np.ndarray) -> Path:
-    suffix = Path(destination).suffix.lower() or ".png"
-    ok, encoded = cv2.imencode(suffix, image)
-    if not ok:
-        raise InputError(f"cannot encode an image as {suffix!r} for {str(destination)!r}")
-    return write_bytes_atomic(destination, encoded.tobytes())
+    return write_bytes_atomic(destination, image_bytes(destination, image))
 
 
 def parse_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
