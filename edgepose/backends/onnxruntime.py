@@ -12,7 +12,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgepose import _optional
-from edgepose.backends.base import RunnerBase, TensorSpec
+from edgepose.backends.base import (FeedContract, RunnerBase, TensorSpec, check_card_against_io,
+                                    check_feeds)
 from edgepose.card import METADATA_KEY, ModelCard
 from edgepose.errors import BackendError, CardError, InputError, ModelFileError
 
@@ -80,16 +81,22 @@ class OnnxRuntimeRunner(RunnerBase):
         self.card = _card_from_metadata(self._session.get_modelmeta().custom_metadata_map, path)
         self.inputs = tuple(_spec(a) for a in self._session.get_inputs())
         self.outputs = tuple(_spec(a) for a in self._session.get_outputs())
+        # Here, not inside ORT on the first call: a card edited apart from its graph.
+        check_card_against_io(self.card, self.inputs, self.outputs, str(path), "graph")
         batch = self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else None
         self.max_batch = batch
+        self._feeds = FeedContract(
+            self.inputs, owner="model", min_batch=1 if batch is None else batch, max_batch=batch,
+            batch_fix=(f"split the batch into calls of at most {batch} (the graph's fixed batch)"
+                       if batch is not None else "pass at least one item"))
         self._output_names = [o.name for o in self.outputs]
         self.providers = tuple(self._session.get_providers())
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        expected = {spec.name for spec in self.inputs}
-        if set(feeds) != expected:
-            raise InputError(f"model inputs are {sorted(expected)}, got feeds {sorted(feeds)}")
-        values = self._session.run(self._output_names, dict(feeds))
+        self._require_open()
+        check_feeds(feeds, self._feeds)
+        values = self._session.run(self._output_names,
+                                   feeds if type(feeds) is dict else dict(feeds))
         return dict(zip(self._output_names, values))
 
     def _release(self) -> None:

@@ -22,7 +22,8 @@ import numpy as np
 
 from edgepose import _optional
 from edgepose import cuda as cuda_layer
-from edgepose.backends.base import RunnerBase, TensorSpec
+from edgepose.backends.base import (FeedContract, RunnerBase, TensorSpec, check_card_against_io,
+                                    check_feeds)
 from edgepose.backends.buffers import (BufferPlan, ProfileRange, Shape, TensorDesc,
                                        check_input_shape, nbytes, numpy_dtype, plan_buffers)
 from edgepose.card import ModelCard
@@ -283,6 +284,10 @@ class TensorRTRunner(RunnerBase):
                 f"engine has inputs {engine_inputs} and outputs {engine_outputs} — the sidecar "
                 "belongs to another engine"
             )
+        # Before any buffer exists: a sidecar whose card disagrees with the engine's shapes.
+        check_card_against_io(self.card, [_spec(t) for t in tensors if t.is_input],
+                              [_spec(t) for t in tensors if not t.is_input], str(self.path),
+                              "engine")
         # The card's order first: it is the contract callers read; engine extras after.
         ordered = ([by_name[n] for n in card_inputs]
                    + [t for t in tensors if t.is_input and t.name not in card_inputs]
@@ -313,7 +318,6 @@ class TensorRTRunner(RunnerBase):
                 raise BackendError(f"TensorRT refused the address of tensor {desc.name!r}")
         self._inputs = tuple(b for b in self._bindings if b.desc.is_input)
         self._outputs = tuple(b for b in self._bindings if not b.desc.is_input)
-        self._input_names = frozenset(b.desc.name for b in self._inputs)
         self._stream = cuda.stream()
         if self.timing:
             self._events = tuple(cuda.event() for _ in range(4))
@@ -321,6 +325,12 @@ class TensorRTRunner(RunnerBase):
         self.outputs = tuple(_spec(b.desc) for b in self._outputs)
         first = self._inputs[0].desc
         self.max_batch = first.max_shape[0] if first.shape else None
+        low = first.profile.min[0] if first.profile is not None and first.shape else self.max_batch
+        self._feeds = FeedContract(
+            self.inputs, owner="engine", min_batch=1 if low is None else low,
+            max_batch=self.max_batch, batch_range="profile",
+            batch_fix=f"split the batch into calls of at most {self.max_batch}, or rebuild the "
+                      "engine with a batch profile that covers it")
 
     def _set_input_shapes(self, shapes: tuple[Shape, ...]) -> None:
         for binding, shape in zip(self._inputs, shapes):
@@ -332,16 +342,10 @@ class TensorRTRunner(RunnerBase):
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the engine once; returns views valid until the next call (see the class doc)."""
-        if self.closed:
-            raise BackendError(f"the runner for {self.path} is closed")
-        if feeds.keys() != self._input_names:
-            raise InputError(f"model inputs are {sorted(self._input_names)}, got feeds "
-                             f"{sorted(feeds)}")
-        arrays = tuple(np.asarray(feeds[b.desc.name]) for b in self._inputs)
-        for binding, array in zip(self._inputs, arrays):
-            if array.dtype != binding.desc.dtype:
-                raise InputError(f"input {binding.desc.name!r} is {array.dtype}; this engine "
-                                 f"takes {binding.desc.dtype}")
+        self._require_open()
+        check_feeds(feeds, self._feeds)
+        arrays = tuple(feeds[b.desc.name] for b in self._inputs)
+        # The profile's range of axes other than the batch, which the contract leaves open.
         key = tuple(check_input_shape(b.desc, a.shape) for b, a in zip(self._inputs, arrays))
         state = self._shapes.get(key)
         if state is None:

@@ -202,14 +202,18 @@ class AeParams:
 # Map aggregation (before decoding)
 # ---------------------------------------------------------------------------
 
+_AXES = {3: "(K, H, W)", 4: "(K, H, W, D)"}
+
+
 def _float_maps(maps: object, name: str, ndim: int | tuple[int, ...]) -> np.ndarray:
     array = np.asarray(maps)
     dims = (ndim,) if isinstance(ndim, int) else ndim
+    expected = " or ".join(f"{d}-D {_AXES[d]}" for d in dims)
     if array.ndim not in dims:
-        raise DecodeError(f"{name} must be {' or '.join(f'{d}-D' for d in dims)}, "
+        raise DecodeError(f"{name} must be {expected}, the maps of one frame, "
                           f"got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
-        raise DecodeError(f"{name} must be a float array, got dtype {array.dtype}")
+        raise DecodeError(f"{name} must be a float array {expected}, got dtype {array.dtype}")
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float32)  # float16 engine outputs: OpenCV reads 32/64 only
     if min(array.shape[1:3], default=1) < 1:

@@ -83,9 +83,14 @@ class CpmDecoder:
                 raise DecodeError(f"expected keypoint maps plus a background map, got "
                                   f"{maps.shape[1]} channel(s)")
             maps = maps[:, :-1]
-        if np.shape(centers)[:1] != (maps.shape[0],) or np.shape(scales)[:1] != (maps.shape[0],):
-            raise DecodeError(f"belief maps hold {maps.shape[0]} people but centers/scales hold "
-                              f"{np.shape(centers)[:1]}/{np.shape(scales)[:1]}")
+        n = maps.shape[0]
+        for name, value in (("centers", centers), ("scales", scales)):
+            shape = np.shape(value)
+            if len(shape) != 2 or shape[1] != 2:
+                raise InputError(f"{name} must have shape (N, 2), got {shape}")
+            if shape[0] != n:
+                raise DecodeError(f"belief maps hold {n} people but {name} hold {shape[0]}; "
+                                  f"expected {name} ({n}, 2), the ones the crops were made with")
         upsampled = upsample_maps(maps, self.stride)
         coords, scores = argmax_maps(upsampled)
         size = (upsampled.shape[3], upsampled.shape[2])

@@ -110,9 +110,10 @@ def princeton_top1(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     not a local maximum) win.
     """
     heatmaps = _check_heatmaps(heatmaps)
-    n, k, _, w = heatmaps.shape
+    n, k, h, w = heatmaps.shape
     suppressed = heatmaps * (max_pool3(heatmaps) == heatmaps)
-    flat = suppressed.reshape(n, k, -1)
+    # h·w, not -1: numpy cannot infer an axis of a 0-person batch.
+    flat = suppressed.reshape(n, k, h * w)
     index = np.argmax(flat, axis=2)
     scores = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
     coords = np.stack([index % w, index // w], axis=2).astype(np.float64)
@@ -163,8 +164,8 @@ def bearpaw_argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order (torch.max), and the maxima (N, K) float32. A map whose maximum is <= 0 gets
     (−1, −1), which is get_preds' masked 1-based (0, 0)."""
     heatmaps = _check_heatmaps(heatmaps)
-    n, k, _, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, h * w)  # h·w: a 0-person batch has no axis to infer
     index = np.argmax(flat, axis=2)
     maxvals = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
     coords = np.stack([index % w, index // w], axis=2).astype(np.float64)

@@ -24,14 +24,14 @@ REFINE_METHODS = ("none", "shift", "dark")
 
 
 def _check_heatmaps(heatmaps: object, name: str = "heatmaps") -> np.ndarray:
-    """(N, K, H, W) float array with H, W >= 1, else DecodeError."""
+    """(N, K, H, W) float array with K, H, W >= 1 (N may be 0), else DecodeError."""
     array = np.asarray(heatmaps)
     if array.ndim != 4:
         raise DecodeError(f"{name} must be 4-D (N, K, H, W), got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
-        raise DecodeError(f"{name} must be a float array, got dtype {array.dtype}")
-    if array.shape[2] < 1 or array.shape[3] < 1:
-        raise DecodeError(f"{name} must have H, W >= 1, got shape {array.shape}")
+        raise DecodeError(f"{name} must be a float array (N, K, H, W), got dtype {array.dtype}")
+    if min(array.shape[1:]) < 1:
+        raise DecodeError(f"{name} must have K, H, W >= 1 (N, K, H, W), got shape {array.shape}")
     return array
 
 
@@ -92,8 +92,9 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     maximum is <= 0 gets coords (0, 0) and keeps its maximum as score.
     """
     heatmaps = _check_heatmaps(heatmaps)
-    n, k, _, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
+    n, k, h, w = heatmaps.shape
+    # h·w, not -1: numpy cannot infer an axis of a 0-person batch.
+    flat = heatmaps.reshape(n, k, h * w)
     index = np.argmax(flat, axis=2)
     maxvals = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
     coords = np.empty((n, k, 2), dtype=np.float32)
