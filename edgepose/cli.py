@@ -17,6 +17,36 @@ from edgepose.errors import EdgeposeError, InputError
 log = logging.getLogger("edgepose")
 
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - untrained model, poses are noise"
+WHOLE_FRAME_WARNING = ("no person boxes: the top-down model ran on the whole image as one "
+                       "person; give boxes (--boxes, --boxes-json) for images with people "
+                       "in them, or one person filling the frame")
+
+
+def _path(text: str) -> Path:
+    # Path("") is ".", the current folder: an empty argument would silently name it.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file path")
+    return Path(text)
+
+
+def _check_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None], *,
+                 images: tuple[str, ...] = ()) -> None:
+    """Every output writable and none of them an input, before any work is done.
+
+    Labels are the options' flags; `images` names the outputs that are drawings.
+    """
+    from edgepose.io import check_image_output, check_output_path, refuse_overwriting_inputs
+
+    for label, path in outputs.items():
+        if path is not None:
+            (check_image_output if label in images else check_output_path)(path, label)
+    refuse_overwriting_inputs(outputs, inputs)
+
+
+def _with_sidecar(model: Path) -> dict[str, Path | None]:
+    """The model and, for an engine, the `<engine>.json` sidecar it cannot run without."""
+    sidecar = model.with_name(model.name + ".json")
+    return {"--model": model, "the sidecar of --model": sidecar if sidecar.exists() else None}
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +64,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
                              "pose_deploy_centerMap) or vgg (pose_deploy_resize); hourglass: "
                              "princeton_s8, princeton_s2, bearpaw_s8_b1, bearpaw_s2_b1; ae: "
                              "hg4_512 (pose-ae-train); higherhrnet: w32_512, w32_640, w48_640")
-    parser.add_argument("--checkpoint", type=Path,
+    parser.add_argument("--checkpoint", type=_path,
                         help="official or mmpose .pth / .pth.tar (loaded with "
                              "weights_only=True), or CMU's OpenPose/CPM .caffemodel (read "
                              "without Caffe); for HRNet, the decoder block of a training "
@@ -51,7 +81,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime vs PyTorch comparison")
-    parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
+    parser.add_argument("--out", type=_path, required=True, help="ONNX file to write")
     parser.set_defaults(run=_run_export)
 
 
@@ -60,6 +90,11 @@ def _run_export(args: argparse.Namespace) -> int:
         from export.families import export_model, parse_input_size
     except ImportError as exc:
         raise _workstation_import("export", "export")(exc) from None
+    inputs: dict[str, Path | None] = {"--checkpoint": args.checkpoint}
+    if args.checkpoint is not None:
+        inputs["the training record of --checkpoint"] = args.checkpoint.with_name(
+            args.checkpoint.name + ".json")
+    _check_paths({"--out": args.out}, inputs)
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     result = export_model(args.family, args.variant, args.out, checkpoint=args.checkpoint,
                           random_init=args.random_init, keypoints=args.keypoints,
@@ -92,8 +127,8 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
                     "'edgepose calibrate'), never from builder flags, so the same command "
                     "works on TensorRT 10.3 (JetPack 6) and 11.x. Run it on the device the "
                     "engine is for: plans are tied to the GPU and TensorRT version.")
-    parser.add_argument("onnx", type=Path, help="edgepose ONNX file (with its model card)")
-    parser.add_argument("--out", type=Path, required=True,
+    parser.add_argument("onnx", type=_path, help="edgepose ONNX file (with its model card)")
+    parser.add_argument("--out", type=_path, required=True,
                         help="engine file to write (.engine or .plan); the sidecar goes to "
                              "<out>.json")
     parser.add_argument("--batch", default="1",
@@ -103,7 +138,7 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workspace",
                         help="largest GPU scratch memory a kernel may use, e.g. 2GiB, 512MiB "
                              "(default: TensorRT's, the whole device memory)")
-    parser.add_argument("--timing-cache", type=Path,
+    parser.add_argument("--timing-cache", type=_path,
                         help="layer timing cache: read if present, written back after the "
                              "build, so rebuilds on the same GPU skip most kernel timing")
     parser.add_argument("--opt-level", type=int, default=3, choices=range(6), metavar="0-5",
@@ -130,6 +165,11 @@ def _run_build(args: argparse.Namespace) -> int:
         from export.tensorrt import BuildConfig, build_engine, parse_batch_range, parse_size
     except ImportError as exc:
         raise _workstation_import("build", "trt")(exc) from None
+    _check_paths({"--out": args.out, "the sidecar of --out": args.out.with_name(
+        args.out.name + ".json")}, {"onnx": args.onnx, "--timing-cache": None})
+    if args.timing_cache is not None:
+        _check_paths({"--timing-cache": args.timing_cache},
+                     {"onnx": args.onnx, "--out": args.out})
     config = BuildConfig(
         batch=parse_batch_range(args.batch),
         workspace=parse_size(args.workspace) if args.workspace else None,
@@ -150,11 +190,11 @@ def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
                     "Quantize/Dequantize pairs where TensorRT fuses them. Calibration data "
                     "goes through the runtime's own preprocessing; an accuracy report "
                     "(and, with a gate, layer fallback) comes with the graph.")
-    parser.add_argument("model", type=Path, help="FP32 edgepose ONNX file (from 'edgepose export')")
-    parser.add_argument("--data", type=Path, required=True,
+    parser.add_argument("model", type=_path, help="FP32 edgepose ONNX file (from 'edgepose export')")
+    parser.add_argument("--data", type=_path, required=True,
                         help="calibration images: a folder of images, or a video file (every "
                              "n-th frame)")
-    parser.add_argument("--annotations", type=Path,
+    parser.add_argument("--annotations", type=_path,
                         help="COCO keypoints file for --data: person crops from its boxes, and "
                              "COCO AP in the report and the gate")
     parser.add_argument("--precision", choices=["fp16", "int8"], required=True,
@@ -177,11 +217,11 @@ def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
                         help="accuracy gate: largest p90 keypoint displacement vs FP32, pixels")
     parser.add_argument("--force", action="store_true",
                         help="write the best graph reached even when the gate cannot be met")
-    parser.add_argument("--cache", type=Path,
+    parser.add_argument("--cache", type=_path,
                         help="JSON calibration cache: reused when it matches the graph and the "
                              "data, written otherwise")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--out", type=Path, required=True, help="calibrated ONNX file to write")
+    parser.add_argument("--out", type=_path, required=True, help="calibrated ONNX file to write")
     parser.set_defaults(run=_run_calibrate)
 
 
@@ -190,6 +230,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         from calib.calibrate import calibrate
     except ImportError as exc:
         raise _workstation_import("calibrate", "calib")(exc) from None
+    _check_paths({"--out": args.out, "--cache": args.cache},
+                 {"model": args.model, "--data": args.data, "--annotations": args.annotations})
     result = calibrate(args.model, args.out, data=args.data, annotations=args.annotations,
                        precision=args.precision, method=args.method, samples=args.samples,
                        percentile=args.percentile, int8_fallback=args.int8_fallback,
@@ -201,7 +243,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True,
+    parser.add_argument("--model", type=_path, required=True,
                         help="model file: .onnx runs on ONNX Runtime (CPU), .engine/.plan on "
                              "TensorRT (with its .json sidecar from 'edgepose build')")
     parser.add_argument("--cuda-graph", action="store_true",
@@ -219,12 +261,12 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                     "COCO keypoint evaluation; with --mpii-gt, score an MPII16 top-down "
                     "model by PCKh@0.5 as the official HRNet code does.")
     _add_model_options(parser)
-    parser.add_argument("--annotations", type=Path, required=True,
+    parser.add_argument("--annotations", type=_path, required=True,
                         help="COCO person_keypoints JSON (with --mpii-gt: HRNet's MPII "
                              "valid.json)")
-    parser.add_argument("--images", type=Path, required=True,
+    parser.add_argument("--images", type=_path, required=True,
                         help="folder holding the images the annotations name")
-    parser.add_argument("--detections", type=Path,
+    parser.add_argument("--detections", type=_path,
                         help="COCO detection results JSON to take person boxes from "
                              "(default: the ground-truth boxes)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
@@ -232,16 +274,20 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
                         help="sub-pixel refinement (default: as the model card says); "
                              "'princeton'/'bearpaw' for Stacked Hourglass")
-    parser.add_argument("--mpii-gt", type=Path, metavar="GT_VALID_MAT",
+    parser.add_argument("--mpii-gt", type=_path, metavar="GT_VALID_MAT",
                         help="MPII's gt_valid.mat (pos_gt_src, jnt_missing, headboxes_src): "
                              "score PCKh per joint group, Mean and Mean@0.1 instead of COCO AP")
     parser.add_argument("--limit", type=int,
                         help="evaluate only the first N images (people, with --mpii-gt)")
-    parser.add_argument("--json", type=Path, help="write every metric and the setup here")
+    parser.add_argument("--json", type=_path, help="write every metric and the setup here")
     parser.set_defaults(run=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    _check_paths({"--json": args.json},
+                 {**_with_sidecar(args.model), "--annotations": args.annotations,
+                  "--images": args.images, "--detections": args.detections,
+                  "--mpii-gt": args.mpii_gt})
     if args.mpii_gt is not None:
         from edgepose.evaluate_mpii import evaluate_mpii
 
@@ -271,12 +317,15 @@ def _run_eval(args: argparse.Namespace) -> int:
               f"boxes: {report.box_source}")
     if report.random_init:
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
+    if args.mpii_gt is None and report.skipped_boxes:
+        print(f"edgepose: warning: {report.skipped_boxes} box(es) left nothing to crop (zero "
+              "width or height, or wholly outside the image) and were not run; with "
+              "ground-truth boxes those people count as missed", file=sys.stderr)
     print(report.format_table())
     if args.json:
-        from edgepose.io import write_json_atomic
+        from edgepose.io import json_bytes
 
-        write_json_atomic(args.json, report.to_dict())
-        print(f"  json: {args.json}")
+        _write_outputs([("json", args.json, json_bytes(args.json, report.to_dict()))])
     return 0
 
 
@@ -288,7 +337,7 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
                     "perf_counter on the CPU. Several models run in one process and one "
                     "table, with ratios to the first, so comparisons share the machine and "
                     "the moment.")
-    parser.add_argument("models", nargs="+", type=Path, metavar="MODEL",
+    parser.add_argument("models", nargs="+", type=_path, metavar="MODEL",
                         help="ONNX files (ONNX Runtime, CPU) or TensorRT engines (.engine/.plan "
                              "with their .json sidecar); the first is the reference for the "
                              "ratio column")
@@ -307,10 +356,10 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
                         help="time each batch size for this long instead of --iters, e.g. 10s, "
                              "500ms, 2m (with --video: each model)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--image", type=Path,
+    source.add_argument("--image", type=_path,
                         help="frame to crop people from (default: a seeded 1280x720 noise "
                              "frame)")
-    source.add_argument("--video", type=Path,
+    source.add_argument("--video", type=_path,
                         help="time the full chain frame by frame over this video, decoding "
                              "included, instead of batch sweeps")
     boxes = parser.add_mutually_exclusive_group()
@@ -318,7 +367,7 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
                        help='person boxes in pixels, "x,y,w,h;...": with --image they fill each '
                             "batch in order, repeating; with --video the same boxes on every "
                             "frame (default: boxes on a grid / the whole frame)")
-    boxes.add_argument("--boxes-json", type=Path,
+    boxes.add_argument("--boxes-json", type=_path,
                        help="with --video: per-frame boxes, a JSON list holding one list of "
                             '[x,y,w,h] or {"bbox": ...} per frame; the run stops where the '
                             "list ends")
@@ -327,17 +376,25 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", action="store_true",
                         help="engines: per-layer times from TensorRT's profiler (50 calls at "
                              "the first batch size, on a separate runner); top 15 printed")
-    parser.add_argument("--json", type=Path, help="write every figure and the environment here")
-    parser.add_argument("--plot", type=Path,
+    parser.add_argument("--json", type=_path, help="write every figure and the environment here")
+    parser.add_argument("--plot", type=_path,
                         help="write a PNG: latency per batch size and a latency histogram")
     parser.set_defaults(run=_run_profile)
 
 
 def _run_profile(args: argparse.Namespace) -> int:
     from edgepose.io import parse_boxes
-    from edgepose.profile import (parse_batch_sizes, parse_duration, profile_models,
-                                  write_plot, write_report_json)
+    from edgepose.io import image_bytes, json_bytes
+    from edgepose.profile import parse_batch_sizes, parse_duration, plot_image, profile_models
 
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise InputError(f"--plot is a PNG; name the file *.png, not {args.plot.name!r}")
+    inputs: dict[str, Path | None] = {"--image": args.image, "--video": args.video,
+                                      "--boxes-json": args.boxes_json}
+    for index, model in enumerate(args.models):
+        inputs.update({f"{label} {index + 1}": path
+                       for label, path in _with_sidecar(model).items()})
+    _check_paths({"--json": args.json, "--plot": args.plot}, inputs, images=("--plot",))
     boxes = args.boxes_json
     if args.boxes is not None:
         boxes = parse_boxes(args.boxes)[0]
@@ -348,13 +405,22 @@ def _run_profile(args: argparse.Namespace) -> int:
         image=args.image, video=args.video, boxes=boxes, cuda_graph=args.cuda_graph,
         layers=args.layers, progress=sys.stderr.isatty())
     print(report.format_table())
+    outputs = []
     if args.json:
-        write_report_json(report, args.json)
-        print(f"  json: {args.json}")
+        outputs.append(("json", args.json, json_bytes(args.json, report.to_dict())))
     if args.plot:
-        write_plot(report, args.plot)
-        print(f"  plot: {args.plot}")
+        outputs.append(("plot", args.plot, image_bytes(args.plot, plot_image(report))))
+    _write_outputs(outputs)
     return 0
+
+
+def _write_outputs(outputs: list[tuple[str, Path, bytes]]) -> None:
+    """Write every output of a command at its end, all or none, and name each."""
+    from edgepose.io import write_all_atomic
+
+    write_all_atomic([(path, data) for _, path, data in outputs])
+    for label, path, _ in outputs:
+        print(f"  {label}: {path}")
 
 
 def _add_infer(subparsers: argparse._SubParsersAction) -> None:
@@ -365,12 +431,14 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
                     "(OpenPose): the whole frame is run and people are assembled from the "
                     "maps; boxes, --flip and --refine do not apply.")
     _add_model_options(parser)
-    parser.add_argument("--image", type=Path, required=True, help="input image")
+    parser.add_argument("--image", type=_path, required=True, help="input image")
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help='person boxes in pixels, "x,y,w,h[,score];..."')
-    boxes.add_argument("--boxes-json", type=Path,
+    boxes.add_argument("--boxes-json", type=_path,
                        help="JSON file: [[x,y,w,h], ...] or COCO detections "
-                            '[{"bbox": [x,y,w,h], "score": s}, ...]')
+                            '[{"bbox": [x,y,w,h], "score": s, "image_id": i, '
+                            '"category_id": 1}, ...]; person detections (category 1) of '
+                            "--image-id are taken")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="flip test: also run the mirrored crop and average "
                              "(default: as the model card says)")
@@ -386,28 +454,35 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--integer-coords", action="store_true",
                         help="Stacked Hourglass only: whole-pixel coordinates, as the original "
                              "Princeton/bearpaw code outputs them (default: sub-pixel)")
-    parser.add_argument("--image-id", type=int, default=0,
-                        help="image_id written in the COCO results (default 0)")
-    parser.add_argument("--json", type=Path, help="write COCO keypoint results here")
-    parser.add_argument("--draw", type=Path, help="write the image with skeletons here")
+    parser.add_argument("--image-id", type=int,
+                        help="the image's COCO id: written in the results (default 0), and "
+                             "the image whose boxes --boxes-json takes from a COCO "
+                             "detections file holding several images")
+    parser.add_argument("--json", type=_path, help="write COCO keypoint results here")
+    parser.add_argument("--draw", type=_path, help="write the image with skeletons here")
     parser.set_defaults(run=_run_infer)
 
 
 def _run_infer(args: argparse.Namespace) -> int:
     from edgepose.backends import open_runner
     from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
-    from edgepose.io import (parse_boxes, read_boxes_json, read_image, write_image_atomic,
-                             write_json_atomic)
+    from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
     from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
 
+    _check_paths({"--json": args.json, "--draw": args.draw},
+                 {**_with_sidecar(args.model), "--image": args.image,
+                  "--boxes-json": args.boxes_json}, images=("--draw",))
     image = read_image(args.image)
     boxes = scores = None
     if args.boxes is not None:
         boxes, scores = parse_boxes(args.boxes)
     elif args.boxes_json is not None:
-        boxes, scores = read_boxes_json(args.boxes_json)
+        boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
+    warnings = []
     with open_runner(args.model, cuda_graph=args.cuda_graph, cuda_impl=args.cuda) as runner:
         card = runner.card
+        if card.random_init:
+            warnings.append(RANDOM_WEIGHTS_BANNER)
         if card.paradigm == "bottom-up":
             given = [name for name, value in (("--boxes/--boxes-json", boxes),
                                               ("--flip", args.flip), ("--refine", args.refine),
@@ -421,31 +496,34 @@ def _run_infer(args: argparse.Namespace) -> int:
         else:
             if args.preset is not None:
                 raise InputError("--preset applies to bottom-up models only")
+            if boxes is None:
+                # A top-down model sees one person per crop: on a crowd it strings one
+                # skeleton across everyone, confidently. Say so wherever results go.
+                warnings.append(WHOLE_FRAME_WARNING)
             pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine,
                                        integer=True if args.integer_coords else None)
             poses = pipeline(image, boxes, scores)
-    results = poses.to_coco_results(args.image_id)
+    results = poses.to_coco_results(0 if args.image_id is None else args.image_id)
+    outputs = []
     if args.json:
-        payload = results
-        if card.random_init:
-            # COCO results are a bare list; a wrapper keeps the warning beside them.
-            payload = {"warning": RANDOM_WEIGHTS_BANNER, "results": results}
-        write_json_atomic(args.json, payload)
+        # COCO results are a bare list; a wrapper keeps the warnings beside them.
+        payload = {"warnings": warnings, "results": results} if warnings else results
+        outputs.append(("json", args.json, json_bytes(args.json, payload)))
     if args.draw:
         banner = RANDOM_WEIGHTS_BANNER if card.random_init else None
         # PAF part scores are raw heatmap peaks from the 0.1 detection threshold up.
         threshold = 0.1 if card.paradigm == "bottom-up" else DEFAULT_SCORE_THRESHOLD
-        write_image_atomic(args.draw, draw_poses(image, poses, banner=banner,
-                                                 score_threshold=threshold))
+        outputs.append(("drawing", args.draw, image_bytes(args.draw, draw_poses(
+            image, poses, banner=banner, score_threshold=threshold))))
+    if WHOLE_FRAME_WARNING in warnings:
+        print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
     print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
           f"on {type(runner).__name__}")
     if card.random_init:
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
     for person, entry in enumerate(results):
         print(f"  person {person}: score {entry['score']:.3f}")
-    for label, path in (("json", args.json), ("drawing", args.draw)):
-        if path:
-            print(f"  {label}: {path}")
+    _write_outputs(outputs)
     return 0
 
 
@@ -460,9 +538,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may start with "-" (a box left of or above the frame).
+_NEGATIVE_VALUE_OPTIONS = ("--boxes",)
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--boxes -40,10,80,90` → `--boxes=-40,10,80,90`: argparse takes a value starting
+    with "-" for an option unless it is one plain number."""
+    joined: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if (item in _NEGATIVE_VALUE_OPTIONS and index + 1 < len(items)
+                and items[index + 1].startswith("-") and len(items[index + 1]) > 1
+                and (items[index + 1][1].isdigit() or items[index + 1][1] == ".")):
+            joined.append(f"{item}={items[index + 1]}")
+            index += 2
+            continue
+        joined.append(item)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(name)s: %(message)s")
     # Our own progress notes are shown by default; other libraries only warn.

@@ -154,9 +154,13 @@ def check_coco_keypoints(data: Any, source: str = "(in memory)") -> int | None:
                 and all(_is_number(v) for v in keypoints)):
             raise InputError(f"{where}: annotations[{index}]['keypoints'] must be a list of "
                              "x, y, visibility numbers (3·K of them)")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(_is_number(v) and math.isfinite(v) for v in bbox)):
             raise InputError(f"{where}: annotations[{index}]['bbox'] is {bbox!r}; expected "
-                             "[x, y, w, h]")
+                             "[x, y, w, h], four finite numbers")
+        if not all(math.isfinite(v) for v in keypoints):
+            raise InputError(f"{where}: annotations[{index}]['keypoints'] holds NaN or "
+                             "infinity; expected finite x, y, visibility numbers")
         if not _is_number(annotation["area"]) or not _is_int(annotation["num_keypoints"]) \
                 or not _is_int(annotation["category_id"]):
             raise InputError(f"{where}: annotations[{index}] needs a numeric 'area' and integer "
@@ -403,6 +407,8 @@ class EvalReport:
     metrics: METRIC_NAMES → value (NaN where nobody is in the category).
     images: images scored; people: person boxes the model ran on.
     box_source: "ground truth" or the detections file used.
+    skipped_boxes: boxes not run because nothing of them lies in the image (zero width
+        or height, or wholly outside); with ground-truth boxes, people scored as missed.
     """
 
     metrics: Mapping[str, float]
@@ -417,6 +423,7 @@ class EvalReport:
     box_source: str
     wall_time_s: float
     random_init: bool = False
+    skipped_boxes: int = 0
 
     def __post_init__(self) -> None:
         absent = [name for name in METRIC_NAMES if name not in self.metrics]
@@ -424,7 +431,7 @@ class EvalReport:
             raise InputError(f"EvalReport.metrics: expected {METRIC_NAMES}, missing {absent}")
         object.__setattr__(self, "metrics",
                            MappingProxyType({k: float(v) for k, v in self.metrics.items()}))
-        for name in ("images", "people"):
+        for name in ("images", "people", "skipped_boxes"):
             value = getattr(self, name)
             if not _is_int(value) or value < 0:
                 raise InputError(f"EvalReport.{name}: expected a count >= 0, got {value!r}")
@@ -465,7 +472,7 @@ def _usable_boxes(boxes: list[list[float]], scores: list[float], shape: tuple[in
                   clean: bool) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N, 4) and scores (N,) the pipeline accepts: ground-truth boxes cleaned as
     the official loader does, detections outside the image dropped (a detector's rare
-    stray box must not stop an hour-long run)."""
+    stray box must not stop an hour-long run). The caller counts what was dropped."""
     height, width = shape[:2]
     kept_boxes, kept_scores = [], []
     for box, score in zip(boxes, scores):
@@ -638,7 +645,7 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
     _check_image_files(to_run, images_dir, annotations_path)
 
     results: list[dict[str, Any]] = []
-    people_run = 0
+    people_run = skipped = 0
     with open_runner(model_path, cuda_graph=cuda_graph, cuda_impl=cuda_impl) as runner:
         card = runner.card
         keypoint_set = get_keypoint_set(card.keypoints)
@@ -674,6 +681,9 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
             image = read_image(images_dir / image_info["file_name"])
             image_boxes, image_scores = _usable_boxes(*boxes[image_info["id"]], image.shape,
                                                       clean=detections is None)
+            # Ground-truth people whose box leaves nothing to crop still count in AP, as
+            # misses: the report says how many, or the drop would look like the model's.
+            skipped += len(boxes[image_info["id"]][0]) - len(image_boxes)
             if not len(image_boxes):
                 continue
             poses = pipeline(image, image_boxes, image_scores)
@@ -687,4 +697,5 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
     return EvalReport(metrics=metrics, images=len(images), people=people_run, backend=backend,
                       family=card.family, variant=card.variant, precision=card.precision,
                       flip_test=bool(flip_test), refine=refine_used, box_source=box_source,
-                      wall_time_s=time.perf_counter() - start, random_init=card.random_init)
+                      wall_time_s=time.perf_counter() - start, random_init=card.random_init,
+                      skipped_boxes=skipped)

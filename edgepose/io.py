@@ -265,6 +265,29 @@ def write_image_atomic(destination: str | Path, image: np.ndarray) -> Path:
     return write_bytes_atomic(destination, image_bytes(destination, image))
 
 
+#: Largest box coordinate or size accepted, in pixels: far past any camera frame, and
+#: far short of values whose crops lose all precision in float32.
+MAX_BOX_PIXELS = 1e6
+#: Smallest box width and height accepted, in pixels.
+MIN_BOX_PIXELS = 1e-2
+ACCEPTED_BOXES = (f"finite x, y within ±{MAX_BOX_PIXELS:g}, width and height from "
+                  f"{MIN_BOX_PIXELS:g} to {MAX_BOX_PIXELS:g} pixels, score a finite number ≥ 0")
+
+
+def check_box_values(boxes: np.ndarray, scores: np.ndarray, where: str) -> None:
+    """InputError naming the first box (N, 4) xywh or score (N,) outside ACCEPTED_BOXES."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(boxes).all(axis=1) & (np.abs(boxes[:, :2]) <= MAX_BOX_PIXELS).all(axis=1)
+                & (boxes[:, 2:] >= MIN_BOX_PIXELS).all(axis=1)
+                & (boxes[:, 2:] <= MAX_BOX_PIXELS).all(axis=1)
+                & np.isfinite(scores) & (scores >= 0))
+    if bad.any():
+        index = int(np.argmax(bad))
+        values = ", ".join(f"{v:g}" for v in (*boxes[index], scores[index]))
+        raise InputError(f"{where}: box {index} is ({values}) as x, y, w, h, score; accepted: "
+                         f"{ACCEPTED_BOXES}")
+
+
 def parse_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Boxes from "x,y,w,h[,score];…" → (boxes (N,4) xywh, scores (N,))."""
     rows = []
@@ -281,8 +304,9 @@ def parse_boxes(text: str) -> tuple[np.ndarray, np.ndarray]:
         rows.append(values if len(values) == 5 else values + [1.0])
     if not rows:
         raise InputError(f"no boxes in {text!r}; expected 'x,y,w,h;x,y,w,h'")
-    array = np.asarray(rows, dtype=np.float32)
-    return array[:, :4], array[:, 4]
+    array = np.asarray(rows, dtype=np.float64)
+    check_box_values(array[:, :4], array[:, 4], "boxes")
+    return array[:, :4].astype(np.float32), array[:, 4].astype(np.float32)
 
 
 def read_json(path: str | Path, what: str) -> Any:
@@ -296,22 +320,51 @@ def read_json(path: str | Path, what: str) -> Any:
         raise InputError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
 
 
-def read_boxes_json(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes from a JSON file: [[x,y,w,h], …] or COCO detections [{"bbox": […], "score": s}, …]."""
+#: COCO's person category, the only one whose detections are person boxes.
+PERSON_CATEGORY_ID = 1
+
+
+def read_boxes_json(path: str | Path, image_id: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes from a JSON file: [[x,y,w,h], …] or COCO detections [{"bbox": […], "score": s}, …].
+
+    COCO detections that name a category keep the person's only; those that name an
+    image keep `image_id`'s, and a file holding several images needs `image_id`.
+    """
     data = read_json(path, "boxes file")
+    where = f"boxes file {str(path)!r}"
     if not isinstance(data, list):
-        raise InputError(f"boxes file {str(path)!r} must hold a JSON list of boxes")
-    boxes, scores = [], []
+        raise InputError(f"{where} must hold a JSON list of boxes")
+    boxes, scores, image_ids = [], [], set()
     for index, item in enumerate(data):
         bbox, score = (item.get("bbox"), item.get("score", 1.0)) if isinstance(item, dict) else (item, 1.0)
         if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) for v in bbox)
-                or not isinstance(score, (int, float))):
+                or not all(_is_number(v) for v in bbox) or not _is_number(score)):
             raise InputError(
-                f"boxes file {str(path)!r}, entry {index}: {item!r}; expected [x, y, w, h] or "
+                f"{where}, entry {index}: {item!r}; expected [x, y, w, h] or "
                 '{"bbox": [x, y, w, h], "score": s}'
             )
+        if isinstance(item, dict):
+            if item.get("category_id", PERSON_CATEGORY_ID) != PERSON_CATEGORY_ID:
+                continue
+            if "image_id" in item:
+                image_ids.add(item["image_id"])
+                if image_id is not None and item["image_id"] != image_id:
+                    continue
         boxes.append(bbox)
         scores.append(score)
-    return (np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-            np.asarray(scores, dtype=np.float32))
+    if image_id is None and len(image_ids) > 1:
+        shown = ", ".join(str(i) for i in sorted(image_ids, key=str)[:5])
+        raise InputError(f"{where} holds detections of {len(image_ids)} images (ids {shown}"
+                         f"{', …' if len(image_ids) > 5 else ''}); give the image's id "
+                         "(image_id) to take its boxes")
+    if image_id is not None and image_ids and image_id not in image_ids:
+        raise InputError(f"{where} holds no person detection of image id {image_id}")
+    box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    score_array = np.asarray(scores, dtype=np.float64)
+    check_box_values(box_array, score_array, where)
+    return box_array.astype(np.float32), score_array.astype(np.float32)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -649,10 +649,37 @@ def _batch_range(runner: Any, path: Path) -> tuple[int, int | None]:
     return low, high
 
 
+def _available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux MemAvailable); None where unknown."""
+    text = _read("/proc/meminfo") or ""
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:") and line.rstrip().endswith("kB"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _check_batch_memory(runner: Any, path: Path, sizes: Sequence[int]) -> None:
+    """Refuse a batch whose host buffers alone would take over half the free memory.
+
+    Only the crops, the input tensor and the outputs are counted, a lower bound (the
+    backend's activations come on top), so a refused batch could never have run.
+    """
+    available = _available_memory()
+    spec = runner.card.input
+    per_person = (spec.height * spec.width * 3 * (1 + 4)) + _output_bytes(runner, 1)
+    largest = max(sizes)
+    if available is not None and largest * per_person > available // 2:
+        fits = max(1, available // 2 // per_person)
+        raise InputError(f"batch size {largest} needs at least {largest * per_person / 2**30:.1f} "
+                         f"GiB of host buffers for {path.name}, over half of the "
+                         f"{available / 2**30:.1f} GiB free; profile batches up to {fits}")
+
+
 def _check_batches_fit(runner: Any, path: Path, sizes: Sequence[int]) -> None:
     low, high = _batch_range(runner, path)
     outside = [s for s in sizes if s < low or (high is not None and s > high)]
     if not outside:
+        _check_batch_memory(runner, path, sizes)
         return
     if _is_engine(path):
         raise InputError(f"batch size(s) {outside} are outside the engine {path.name}'s "

@@ -33,7 +33,7 @@ def test_infer_writes_coco_json_and_a_drawing(exported_hrnet, image_path, tmp_pa
     assert result.returncode == 0, result.stderr
     assert "2 person(s)" in result.stdout and RANDOM_WEIGHTS_BANNER in result.stdout
     payload = json.loads(out_json.read_text())
-    assert payload["warning"] == RANDOM_WEIGHTS_BANNER
+    assert payload["warnings"] == [RANDOM_WEIGHTS_BANNER]
     results = payload["results"]
     assert len(results) == 2 and len(results[0]["keypoints"]) == 51
     assert results[1]["bbox"] == [120, 20, 80, 160]
@@ -48,8 +48,14 @@ def test_boxes_json_and_whole_image(exported_hrnet, image_path, tmp_path, capsys
     assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path),
                  "--boxes-json", str(boxes)]) == 0
     assert "1 person(s)" in capsys.readouterr().out
-    assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path)]) == 0
-    assert "1 person(s)" in capsys.readouterr().out
+    out_json = tmp_path / "whole.json"
+    assert main(["infer", "--model", str(exported_hrnet), "--image", str(image_path),
+                 "--json", str(out_json)]) == 0
+    captured = capsys.readouterr()
+    assert "1 person(s)" in captured.out
+    # Without boxes a top-down model sees one person in the whole frame: it says so.
+    assert "no person boxes" in captured.err
+    assert any("no person boxes" in w for w in json.loads(out_json.read_text())["warnings"])
 
 
 def _corrupt_onnx(tmp_path, exported_hrnet):
