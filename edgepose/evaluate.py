@@ -511,10 +511,11 @@ def _read_detections(path: str | Path, image_ids: set[int],
         if not (isinstance(item, Mapping) and _is_int(item.get("image_id"))
                 and isinstance(bbox, list) and len(bbox) == 4
                 and all(_is_number(v) and math.isfinite(v) for v in bbox)
-                and _is_number(item.get("score"))):
+                and _is_number(item.get("score")) and math.isfinite(item["score"])
+                and item["score"] >= 0):
             raise InputError(f"detections file {str(path)!r}, entry {index}: {item!r}; expected "
                              '{"image_id": int, "category_id": 1, "bbox": [x, y, w, h], '
-                             '"score": s}')
+                             '"score": s}, finite numbers, s >= 0')
         if item.get("category_id", PERSON_CATEGORY_ID) != PERSON_CATEGORY_ID \
                 or item["score"] < threshold:
             continue

@@ -37,6 +37,8 @@ def work(tmp_path, exported_hrnet, monkeypatch):
         {"image_id": 2, "category_id": 1, "bbox": [20, 10, 60, 90], "score": 0.8}]))
     (tmp_path / "nan_score.json").write_text(
         '[{"bbox": [10, 10, 60, 90], "score": NaN}]')
+    (tmp_path / "nan_dets.json").write_text(
+        '[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 60, 90], "score": NaN}]')
     (tmp_path / "checkpoint.pth").write_bytes(b"checkpoint bytes")
     (tmp_path / "checkpoint.pth.json").write_text("{}")
     (tmp_path / "a_folder").mkdir()
@@ -96,6 +98,7 @@ CASES = [
     (EVAL + ["--json", "images/a.png"], "input folder --images"),    # over an image of the set
     (["eval", "--model", "model.onnx", "--annotations", "nan_ann.json", "--images", "images"],
      "four finite numbers"),                                         # NaN ground-truth box
+    (EVAL + ["--detections", "nan_dets.json"], "finite numbers, s >= 0"),  # NaN detection score
     # profile
     (PROFILE + ["--json", "model.onnx"], "is the input --model 1"),  # JSON over the model
     (PROFILE + ["--image", "image.jpg", "--plot", "image.jpg"],
