@@ -30,7 +30,7 @@ from calib.ranges import DEFAULT_PERCENTILE, METHODS, CalibrationError
 from calib.report import AccuracyReport, HoldoutEvaluator, PrecisionRow
 from edgepose.card import ModelCard
 from edgepose.errors import CardError, InputError, ModelFileError
-from edgepose.io import atomic_path
+from edgepose.io import atomic_path, check_output_path, remove_stale_scratch
 from export.lint import check_onnx_for_tensorrt
 from export.onnx_card import embed_card, find_card
 
@@ -200,10 +200,14 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
     _check_arguments(precision, method, percentile, int8_fallback, samples, annotations,
                      max_ap_drop, max_kpt_error)
     if out.resolve() == model_path.resolve():
-        raise InputError(f"--out {str(out)!r} is the input model; write the calibrated graph "
+        raise InputError(f"out {str(out)!r} is the input model; write the calibrated graph "
                          "to another file")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {str(out.parent)!r} does not exist")
+    # Found here, not after minutes of calibration.
+    out = check_output_path(out, "output")
+    if cache is not None:
+        check_output_path(cache, "range cache")
+    # Scratch folders of killed runs (one holds a candidate graph) go before new work.
+    remove_stale_scratch(out.parent)
     model = _load_model(model_path)
     card = _read_card(model, model_path)
     if card.precision != "fp32":
@@ -243,7 +247,8 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
     if len(dataset.holdout):
         evaluator = HoldoutEvaluator(model, card, dataset.holdout, annotations=dataset.annotations,
                                      images_dir=dataset.images_dir,
-                                     image_ids=dataset.holdout_image_ids)
+                                     image_ids=dataset.holdout_image_ids,
+                                     scratch_beside=out)
     elif gated:
         raise InputError("the accuracy gate needs held-out data, and the calibration data is "
                          "too small to hold any out; pass more images")

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,7 +36,7 @@ from calib.fp16 import emulate_fp16, has_fp16
 from calib.ranges import run_batched, session
 from edgepose.card import ModelCard
 from edgepose.errors import InputError
-from edgepose.io import write_json_atomic
+from edgepose.io import scratch_folder, write_json_atomic
 from edgepose.pipeline import top_down_decoder
 
 log = logging.getLogger(__name__)
@@ -184,13 +185,16 @@ class HoldoutEvaluator:
     """Measures graphs against the FP32 graph on held-out samples (and images, for AP).
 
     annotations, images_dir, image_ids: a COCO keypoints file, its image folder and
-    the held-out image ids; AP is scored on those images only. close() removes the
-    temporary files; the evaluator is a context manager.
+    the held-out image ids; AP is scored on those images only. scratch_beside: the
+    output being written; the candidate graphs AP is scored on go to a scratch folder
+    beside it (edgepose.io.scratch_folder), or, when None, in the system temp folder.
+    close() removes the scratch folder; the evaluator is a context manager.
     """
 
     def __init__(self, fp32: onnx.ModelProto, card: ModelCard, holdout: Samples, *,
                  annotations: str | Path | None = None, images_dir: str | Path | None = None,
-                 image_ids: Sequence[int] = (), batch: int = 16) -> None:
+                 image_ids: Sequence[int] = (), batch: int = 16,
+                 scratch_beside: str | Path | None = None) -> None:
         if len(holdout) == 0:
             raise InputError("no held-out samples to measure accuracy on; pass more "
                              "calibration images (a fifth of them is held out)")
@@ -198,7 +202,21 @@ class HoldoutEvaluator:
         self.holdout = holdout
         self.batch = batch
         self.input_name = card.input.name
-        self._temp = tempfile.TemporaryDirectory(prefix="edgepose-calib-")
+        self._scratch_stack: ExitStack | None = ExitStack()
+        # Named like every edgepose scratch folder, so a killed run's folder (with its
+        # candidate graph) is removed by the next run in the same place.
+        beside = (Path(scratch_beside) if scratch_beside is not None
+                  else Path(tempfile.gettempdir()) / "calib")
+        self._scratch = self._scratch_stack.enter_context(scratch_folder(beside, "calib"))
+        try:
+            self._measure_reference(fp32, card, holdout, annotations, images_dir, image_ids)
+        except BaseException:
+            self.close()
+            raise
+
+    def _measure_reference(self, fp32: onnx.ModelProto, card: ModelCard, holdout: Samples,
+                           annotations: str | Path | None, images_dir: str | Path | None,
+                           image_ids: Sequence[int]) -> None:
         self.fp32_model = fp32
         self.reference = self._run(fp32)
         self.output_names = list(self.reference)
@@ -222,9 +240,9 @@ class HoldoutEvaluator:
     # -- plumbing --
 
     def close(self) -> None:
-        if self._temp is not None:
-            self._temp.cleanup()
-            self._temp = None
+        if self._scratch_stack is not None:
+            self._scratch_stack.close()
+            self._scratch_stack = None
 
     def __enter__(self) -> "HoldoutEvaluator":
         return self
@@ -248,14 +266,14 @@ class HoldoutEvaluator:
         subset = {**dataset, "images": [i for i in dataset["images"] if i.get("id") in keep],
                   "annotations": [a for a in dataset["annotations"]
                                   if a.get("image_id") in keep]}
-        return write_json_atomic(Path(self._temp.name) / "holdout.json", subset)
+        return write_json_atomic(self._scratch / "holdout.json", subset)
 
     def _ap(self, model: onnx.ModelProto, label: str) -> float:
         from edgepose.evaluate import evaluate_model
 
         if self.images_dir is None:
             raise InputError("AP needs the folder of the annotated images")
-        path = Path(self._temp.name) / f"{label.replace(' ', '_')}.onnx"
+        path = self._scratch / f"{label.replace(' ', '_')}.onnx"
         onnx.save(model, str(path))
         try:
             report = evaluate_model(path, self.annotation_file, self.images_dir, progress=False)
@@ -315,10 +333,12 @@ def compare_precisions(models: Mapping[str, tuple[onnx.ModelProto, str]], fp32: 
                        card: ModelCard, holdout: Samples, *, source: str = "held-out data",
                        annotations: str | Path | None = None,
                        images_dir: str | Path | None = None,
-                       image_ids: Sequence[int] = ()) -> AccuracyReport:
-    """The report for `models` (label → (graph, precision)) against `fp32` on `holdout`."""
+                       image_ids: Sequence[int] = (),
+                       scratch_beside: str | Path | None = None) -> AccuracyReport:
+    """The report for `models` (label → (graph, precision)) against `fp32` on `holdout`;
+    scratch_beside as for HoldoutEvaluator."""
     with HoldoutEvaluator(fp32, card, holdout, annotations=annotations, images_dir=images_dir,
-                          image_ids=image_ids) as evaluator:
+                          image_ids=image_ids, scratch_beside=scratch_beside) as evaluator:
         rows = [evaluator.measure(fp32, "fp32", "fp32")]
         rows += [evaluator.measure(model, label, precision)
                  for label, (model, precision) in models.items()]

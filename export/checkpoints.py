@@ -14,7 +14,6 @@ import hashlib
 import logging
 import pickle
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,7 +44,7 @@ _LAYOUTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 # before PyTorch 0.4.1 lack them and PyTorch itself fills them in.
 _OPTIONAL_SUFFIX = ".num_batches_tracked"
 
-_GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_GLOBAL_RE = re.compile(r"\bGLOBAL ([A-Za-z_][\w.]*)")
 _DETAIL_RE = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
 
 _LIST_LIMIT = 5
@@ -70,9 +69,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         if refused is None:
             raise _unreadable(path, exc) from None
         raise CheckpointError(
-            f"{path} pickles Python objects besides tensors ({refused}); edgepose only "
-            f"loads tensor-only checkpoints (torch.load weights_only=True). If you trust "
-            f"the file, load it yourself and save only the state dict, e.g. "
+            f"{path} is not a weights-only checkpoint: it holds pickled code or objects "
+            f"({refused}) that torch's weights-only loader refuses; edgepose loads only "
+            f"weights-only (tensor-only) checkpoints (torch.load weights_only=True). If you "
+            f"trust the file, load it yourself and save only the state dict, e.g. "
             f"torch.save(ckpt['state_dict'], 'clean.pth')"
         ) from None
     except Exception as exc:  # torch raises many types for damaged files
@@ -81,20 +81,16 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _refused_global(message: str) -> str | None:
-    """The class a weights_only load refused, or None when the file is damaged.
+    """The class or function a weights_only load refused, or None when the file is damaged.
 
-    torch words both cases as "Weights only load failed"; a refused class is
-    named as `GLOBAL module.name`. A name that does not exist in an already
-    imported module comes from a damaged pickle stream (nothing is imported here).
+    torch words both cases as "Weights only load failed"; only a refusal names the
+    pickled global ("Unsupported global: GLOBAL m.C", or "unsupported GLOBAL
+    posix.system whose module posix is blocked" for code), while a damaged stream
+    reports an unsupported operand. Whether the name resolves here says nothing:
+    a class pickled from a script lives in that script's `__main__`.
     """
     match = _GLOBAL_RE.search(message)
-    if match is None:
-        return None
-    module_name, _, attr = match.group(1).rpartition(".")
-    module = sys.modules.get(module_name)
-    if module is not None and not hasattr(module, attr):
-        return None
-    return match.group(1)
+    return None if match is None else match.group(1)
 
 
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
@@ -211,6 +207,7 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, sou
         raise CheckpointError(
             f"{source} does not fit {model_name}: {'; '.join(problems)}; hint: {hint}"
         )
+    _refuse_non_finite(given, source)
     for key in filled:
         given[key] = torch.zeros_like(expected[key])
     if filled:
@@ -219,6 +216,23 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, sou
         model.load_state_dict(given, strict=True)
     except RuntimeError as exc:  # the checks above should leave nothing for torch to find
         raise CheckpointError(f"{source} does not load into {model_name}: {exc}") from None
+
+
+def _refuse_non_finite(state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """CheckpointError naming the first tensor holding NaN or infinity.
+
+    Such weights export and even pass the ONNX check (NaN against NaN), and every
+    pose they give is garbage; this is where the file's fault is still visible.
+    """
+    bad = [key for key, value in state_dict.items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{source}: tensor {bad[0]!r} holds NaN/inf values{more}; expected finite "
+            f"weights: the checkpoint is corrupt or diverged in training; use another "
+            f"checkpoint (e.g. an earlier one of the same run)"
+        )
 
 
 def load_checkpoint_into(model: nn.Module, path: str | Path) -> str:

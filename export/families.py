@@ -17,6 +17,7 @@ import torch
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
 from edgepose.decode.topdown import check_dark_kernel, dark_kernel_for_sigma
 from edgepose.errors import CheckpointError, InputError
+from edgepose.io import check_output_path
 from edgepose.keypoints import KEYPOINT_SETS
 from export.caffe import read_caffemodel
 from export.models import ae_hourglass, cpm, higherhrnet, hourglass
@@ -24,7 +25,7 @@ from export.checkpoints import load_strict, read_checkpoint, remap_to_model, sha
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.models.openpose import STRIDE as OPENPOSE_STRIDE
 from export.models.openpose import OpenPoseVariant, build_openpose, parse_openpose_variant
-from export.onnx import DEFAULT_OPSET, VerificationResult, export_onnx, verify_onnx
+from export.onnx import DEFAULT_OPSET, VerificationResult, check_opset, write_onnx
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ExportResult:
     card: ModelCard
     layout: str
     verification: tuple[VerificationResult, ...]
+    opset: int | None = None  # as the written file declares it
 
 
 def _keypoints_for(joints: int, requested: str | None) -> str:
@@ -111,10 +113,9 @@ def hrnet_card(variant: str, keypoints: str, source: dict,
     )
 
 
-def trained_decoder(checkpoint: str | Path) -> tuple[DecoderSpec, Path] | None:
-    """The decoder the training record beside a checkpoint names (`<checkpoint>.json`
-    with a "decoder" block, as `python -m export.train` writes it), and the record's
-    path; None when there is no such record."""
+def _training_record(checkpoint: str | Path) -> tuple[dict, Path] | None:
+    """The training record beside a checkpoint (`<checkpoint stem>.json`, as `python -m
+    export.train` writes it) and its path; None when there is none."""
     record_path = Path(checkpoint).with_suffix(".json")
     if not record_path.is_file():
         return None
@@ -123,8 +124,42 @@ def trained_decoder(checkpoint: str | Path) -> tuple[DecoderSpec, Path] | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{record_path}, the record beside the checkpoint, is not "
                               f"readable JSON ({exc}); fix or remove it") from None
-    if not isinstance(record, dict) or "decoder" not in record:
+    return (record, record_path) if isinstance(record, dict) else None
+
+
+def check_trained_variant(checkpoint: str | Path, variant: str) -> None:
+    """CheckpointError when the training record beside `checkpoint` names another HRNet
+    variant than `variant`.
+
+    HRNet is fully convolutional: weights trained at 128x96 load into a 256x192 model
+    without a shape error, and the export then runs at a size the weights never saw.
+    """
+    found = _training_record(checkpoint)
+    config = found[0].get("config") if found is not None else None
+    if not isinstance(config, dict) or "variant" not in config:
+        return
+    record_path = found[1]
+    try:
+        trained = parse_hrnet_variant(config["variant"]).name
+    except (InputError, TypeError, ValueError):
+        raise CheckpointError(f"{record_path}: config.variant is {config['variant']!r}; "
+                              "expected an HRNet variant name such as w10_128x96; fix or "
+                              "remove the record") from None
+    asked = parse_hrnet_variant(variant).name
+    if trained != asked:
+        raise CheckpointError(f"{checkpoint} was trained as HRNet {trained} (its training "
+                              f"record {record_path.name} says so), but variant {asked} was "
+                              f"asked for; export it with variant={trained!r}")
+
+
+def trained_decoder(checkpoint: str | Path) -> tuple[DecoderSpec, Path] | None:
+    """The decoder the training record beside a checkpoint names (`<checkpoint>.json`
+    with a "decoder" block, as `python -m export.train` writes it), and the record's
+    path; None when there is no such record."""
+    found = _training_record(checkpoint)
+    if found is None or "decoder" not in found[0]:
         return None
+    record, record_path = found
     block = record["decoder"]
     expected = ('{"refine": "shift" | "dark" | "none", "dark_kernel": a positive odd '
                 'integer}')
@@ -152,6 +187,7 @@ def prepare_hrnet(variant: str, checkpoint: str | Path | None, *,
         model = build_hrnet(parsed, KEYPOINT_SETS[name].num_keypoints)
         card = hrnet_card(parsed.name, name, {"format": "random-init"})
         return PreparedModel(model, card, "random-init")
+    check_trained_variant(checkpoint, parsed.name)
     raw = read_checkpoint(checkpoint)
     joints = _final_layer_joints(raw)
     if joints is None:
@@ -472,14 +508,15 @@ def export_model(family: str, variant: str, out: str | Path, *,
                          "untrained weights (only useful for testing the toolchain)")
     if checkpoint is not None and random_init:
         raise InputError("--checkpoint and --random-init exclude each other")
+    # Both are found here, before tens of seconds of loading and tracing.
+    out = check_output_path(out, "output")
+    check_opset(opset)
     if checkpoint is None:
         log.warning("exporting RANDOM weights: the model predicts noise, not poses")
     prepared = prepare_model(family, variant, checkpoint, keypoints=keypoints,
                              input_size=input_size)
     log.info("tracing %s %s to ONNX opset %d (torch.export; tens of seconds on a CPU)",
              family, prepared.card.variant, opset)
-    path = export_onnx(prepared.model, prepared.card, out, opset=opset)
-    if verify:
-        log.info("checking %s against PyTorch with ONNX Runtime", path)
-    checks = tuple(verify_onnx(prepared.model, path)) if verify else ()
-    return ExportResult(path, prepared.card, prepared.layout, checks)
+    written = write_onnx(prepared.model, prepared.card, out, opset=opset, verify=verify)
+    return ExportResult(written.path, prepared.card, prepared.layout, written.verification,
+                        written.opset)

@@ -116,19 +116,35 @@ def check_output_folder(out: Path) -> None:
                          "first")
 
 
+# The one-cycle schedule's share of warm-up steps.
+WARMUP_FRACTION = 0.05
+
+
 def adamw_one_cycle(model: torch.nn.Module, learning_rate: float, weight_decay: float, steps: int,
                     fused: bool = False
                     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW under a one-cycle cosine schedule (5 % warm-up) over a fixed step count, so a
     run is defined by its step count alone and the same command gives the same weights.
 
+    A warm-up needs more than one step, so runs of 20 steps or fewer (5 % of them is at
+    most one step) have none: their learning rate starts at its peak and falls along the
+    same cosine. (torch's OneCycleLR divides by zero at exactly one warm-up step, and
+    skips the warm-up below it.)
+
     fused updates all parameters in one kernel instead of a loop over HRNet's hundreds of
     small tensors (29 → 11 ms a W10 step); it rounds differently, so only the compiled
     path takes it and the eager one still reproduces the shipped checkpoints."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
                                   fused=fused)
+    if WARMUP_FRACTION * steps <= 1:
+        log.info("%d steps leave no room for a warm-up (%g of them); the learning rate "
+                 "starts at its peak", steps, WARMUP_FRACTION)
+        # Ends, like OneCycleLR, at its floor (the peak / 25 / 1e4) on the last step.
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(steps - 1, 1), eta_min=learning_rate / 25 / 1e4)
+        return optimizer, scheduler
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.05,
+        optimizer, max_lr=learning_rate, total_steps=steps, pct_start=WARMUP_FRACTION,
         anneal_strategy="cos")
     return optimizer, scheduler
 
