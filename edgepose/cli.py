@@ -78,7 +78,9 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keypoints",
                         help="keypoint set (coco17, mpii16, coco18, body25, mpii_cpm14); "
                              "default: from the checkpoint's number of output channels")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=17,
+                        help="ONNX opset, 16 to 23, the range this torch writes as asked "
+                             "(default 17); the file's own opset is printed")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime vs PyTorch comparison")
     parser.add_argument("--out", type=_path, required=True, help="ONNX file to write")
@@ -92,15 +94,14 @@ def _run_export(args: argparse.Namespace) -> int:
         raise _workstation_import("export", "export")(exc) from None
     inputs: dict[str, Path | None] = {"--checkpoint": args.checkpoint}
     if args.checkpoint is not None:
-        inputs["the training record of --checkpoint"] = args.checkpoint.with_name(
-            args.checkpoint.name + ".json")
+        inputs["the training record of --checkpoint"] = args.checkpoint.with_suffix(".json")
     _check_paths({"--out": args.out}, inputs)
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     result = export_model(args.family, args.variant, args.out, checkpoint=args.checkpoint,
                           random_init=args.random_init, keypoints=args.keypoints,
                           input_size=input_size, opset=args.opset, verify=not args.no_verify)
     print(f"wrote {result.path} ({result.card.family} {result.card.variant}, "
-          f"{result.card.keypoints}, weights: {result.layout})")
+          f"{result.card.keypoints}, weights: {result.layout}, opset {result.opset})")
     record = result.card.source.get("decoder_from")
     if record is not None:
         print(f"  decoder: {result.card.decoder.refine}, as the training record {record} says")

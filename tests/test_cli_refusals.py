@@ -40,12 +40,24 @@ def work(tmp_path, exported_hrnet, monkeypatch):
     (tmp_path / "nan_dets.json").write_text(
         '[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 60, 90], "score": NaN}]')
     (tmp_path / "checkpoint.pth").write_bytes(b"checkpoint bytes")
-    (tmp_path / "checkpoint.pth.json").write_text("{}")
+    # A training record saying the weights were trained at another size than asked for.
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"config": {"variant": "w10_128x96"}}))
     (tmp_path / "a_folder").mkdir()
     (tmp_path / "a_folder" / "keep.txt").write_text("keep")
+    _nan_checkpoint(tmp_path / "nan.pth")
     (tmp_path / "link.json").symlink_to(tmp_path / "model.onnx")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _nan_checkpoint(path: Path) -> None:
+    import torch
+
+    from export.models.hrnet import build_hrnet, parse_hrnet_variant
+
+    state = build_hrnet(parse_hrnet_variant("w8_128x96"), 17).state_dict()
+    state["final_layer.weight"] = torch.full_like(state["final_layer.weight"], float("nan"))
+    torch.save(state, path)
 
 
 def _results(path: Path) -> list:
@@ -108,10 +120,15 @@ CASES = [
     (PROFILE + ["--batch", "100000"], "profile batches up to"),     # batch past memory
     # export
     (EXPORT + ["--out", "checkpoint.pth"], "is the input --checkpoint"),  # over the weights
-    (EXPORT + ["--out", "checkpoint.pth.json"],
+    (EXPORT + ["--out", "checkpoint.json"],
      "is the input the training record"),                            # over the training record
     (EXPORT + ["--out", "a_folder"], "is a folder"),                 # output is a folder
     (EXPORT + ["--out", "missing/x.onnx"], "does not exist"),        # no such folder
+    (EXPORT + ["--out", "x.onnx"], "was trained as HRNet w10_128x96"),  # record: other size
+    (["export", "hrnet", "--variant", "w8_128x96", "--random-init", "--opset", "99",
+      "--out", "x.onnx"], "opset must be an integer from 16 to 23"),  # an opset never written
+    (["export", "hrnet", "--variant", "w8_128x96", "--checkpoint", "nan.pth", "--out",
+      "x.onnx"], "holds NaN/inf values"),                            # diverged weights
     # calibrate
     (CALIBRATE + ["--out", "model.onnx"], "is the input model"),     # over the FP32 graph
     (CALIBRATE + ["--out", "x.onnx", "--cache", "ann.json", "--annotations", "ann.json"],
