@@ -2,7 +2,8 @@
 
 TopDownPipeline crops person boxes; BottomUpPipeline (OpenPose PAFs) and
 AeBottomUpPipeline (associative embedding: AE, HigherHRNet) run the whole frame
-and group parts into people; bottom_up_pipeline picks one by the card.
+and group parts into people; bottom_up_pipeline picks one by the card. Each
+refuses frames above MAX_FRAME_PIXELS, and close() (or ``with``) closes its runner.
 
 Shape letters: N people, K keypoints, H, W heatmap size.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgepose._closing import Closeable
 from edgepose.backends.base import Runner
 from edgepose.card import InputSpec, ModelCard
 from edgepose.decode.ae import AeDecoder, AeParams, aggregate_higherhrnet, resize_bilinear
@@ -18,7 +20,7 @@ from edgepose.decode.ae import average_flip as ae_average_flip
 from edgepose.decode.cpm import CpmDecoder
 from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_REFINES
 from edgepose.decode.hourglass import HourglassDecoder
-from edgepose.decode.paf import PafDecoder, PafParams, resize_maps_to_image
+from edgepose.decode.paf import ImageMaps, PafDecoder, PafParams
 from edgepose.decode.topdown import TopDownDecoder, average_flip, check_dark_kernel
 from edgepose.errors import CardError, DecodeError, InputError
 from edgepose.keypoints import get_keypoint_set
@@ -30,6 +32,7 @@ from edgepose.preprocess import (
     crop_batch,
     normalize_to_tensor,
     resize_pad_for_bottom_up,
+    validate_box_scores,
     validate_boxes,
 )
 
@@ -37,6 +40,12 @@ from edgepose.preprocess import (
 KEYPOINT_VOTE_THRESHOLD = 0.2
 # Batch size for runners whose batch axis is dynamic (ONNX Runtime on the CPU).
 DEFAULT_CHUNK = 16
+# Largest frame (height × width) every pipeline accepts: 2**25 pixels, room for 8K UHD
+# (7680x4320). Chosen so that a frame at the limit keeps OpenPose (368x656 input, ONNX
+# Runtime on the CPU) within the 1.5 GB peak-memory goal of issue 21: besides the model,
+# BottomUpPipeline then holds the frame (3 bytes per pixel) and one map channel at image
+# size (4 bytes per pixel), its smoothing working a band of rows at a time.
+MAX_FRAME_PIXELS = 2 ** 25
 
 
 def input_buffer(spec: InputSpec, batch: int) -> np.ndarray:
@@ -51,6 +60,27 @@ def _check_frame(image: object) -> None:
             and image.dtype == np.uint8):
         shape = getattr(image, "shape", None)
         raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+    height, width = image.shape[:2]
+    if height * width > MAX_FRAME_PIXELS:
+        raise InputError(
+            f"frame of {width}x{height} = {height * width} pixels is above the limit of "
+            f"{MAX_FRAME_PIXELS} pixels (MAX_FRAME_PIXELS, which bounds the memory); "
+            f"downscale it to at most {MAX_FRAME_PIXELS} pixels first"
+        )
+
+
+class _Pipeline(Closeable):
+    """close() and ``with`` for a pipeline: they close the runner it was given."""
+
+    runner: Runner
+
+    def _release(self) -> None:
+        self.runner.close()
+
+    def __del__(self) -> None:
+        # Only close() and with close the runner: a pipeline dropped while its runner
+        # still serves others (one pipeline per frame on a shared runner) must not.
+        pass
 
 
 def person_scores(keypoint_scores: np.ndarray, box_scores: np.ndarray,
@@ -63,7 +93,7 @@ def person_scores(keypoint_scores: np.ndarray, box_scores: np.ndarray,
     return (mean * box_scores).astype(np.float32)
 
 
-class TopDownPipeline:
+class TopDownPipeline(_Pipeline):
     """Frame + person boxes → crops → runner (in chunks) → decode → image-space Poses.
 
     `flip_test` and `refine` override the card's decoder settings when given;
@@ -105,22 +135,22 @@ class TopDownPipeline:
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None,
                  box_scores: np.ndarray | None = None) -> Poses:
-        """image (h, w, 3) BGR uint8; boxes (N,4) xywh pixels (None: the whole image)."""
+        """image (h, w, 3) BGR uint8; boxes (N, 4) xywh float pixels (None: the whole
+        image); box_scores (N,) finite, >= 0 (None: all 1). Anything else, a string
+        or a fifth column included, is an InputError."""
         _check_frame(image)
         height, width = image.shape[:2]
         if boxes is None:
             boxes = np.array([[0.0, 0.0, width, height]], np.float32)
-        boxes = validate_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), width, height)
+        boxes = validate_boxes(boxes, width, height)
         people = boxes.shape[0]
+        box_scores = (np.ones(people, np.float32) if box_scores is None
+                      else validate_box_scores(box_scores, people))
         if people == 0:
             count = self.keypoint_set.num_keypoints
             return Poses(xy=np.zeros((0, count, 2)), scores=np.zeros((0, count)),
                          person_scores=np.zeros(0), keypoint_set=self.keypoint_set.name,
                          boxes=np.zeros((0, 4)))
-        box_scores = (np.ones(people, np.float32) if box_scores is None
-                      else np.asarray(box_scores, np.float32).reshape(-1))
-        if box_scores.shape != (people,):
-            raise InputError(f"expected {people} box scores, got {box_scores.shape[0]}")
         centers, scales = self.centers_scales(boxes)
         poses = self.run_centers_scales(image, centers, scales, box_scores)
         return Poses(xy=poses.xy, scores=poses.scores, person_scores=poses.person_scores,
@@ -140,7 +170,7 @@ class TopDownPipeline:
             raise InputError(f"expected finite centers and positive scales, one (x, y) and one "
                              f"(sw, sh) per person; got shapes {centers.shape}, {scales.shape}")
         box_scores = (np.ones(people, np.float32) if box_scores is None
-                      else np.asarray(box_scores, np.float32).reshape(-1))
+                      else validate_box_scores(box_scores, people))
         count = self.keypoint_set.num_keypoints
         if people == 0:
             return Poses(xy=np.zeros((0, count, 2)), scores=np.zeros((0, count)),
@@ -239,7 +269,7 @@ def keypoint_boxes(xy: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return boxes
 
 
-class BottomUpPipeline:
+class BottomUpPipeline(_Pipeline):
     """Frame → resize/pad to the input → runner → maps at image size → PAF grouping → Poses.
 
     As the OpenPose Python port: the frame is resized keeping its aspect
@@ -247,9 +277,11 @@ class BottomUpPipeline:
     with the card's mean/std (OpenPose: value/256 − 0.5), run; both outputs are
     upsampled by their stride (cubic), cropped to the unpadded frame and resized
     to the image, then decoded in image pixels with the image height as the
-    distance prior's H. Because exported graphs have a fixed spatial size, the
-    frame is fitted into the card's (height, width) rather than resized to its
-    height alone (see resize_pad_for_bottom_up).
+    distance prior's H. The maps reach image size one channel at a time while
+    decoding (ImageMaps), so memory follows the network's maps, not the frame;
+    frames above MAX_FRAME_PIXELS are refused. Because exported graphs have a
+    fixed spatial size, the frame is fitted into the card's (height, width)
+    rather than resized to its height alone (see resize_pad_for_bottom_up).
 
     preset: 'python' or 'cmu' (PafParams presets); None takes the card's
     decoder.extra["preset"], 'python' when absent. Poses.boxes are the boxes
@@ -297,18 +329,20 @@ class BottomUpPipeline:
         outputs = self.runner.infer({spec.name: tensor})
         valid = (spec.width - pad_right, spec.height - pad_bottom)
         maps = []
-        for name in (self.paf_name, self.heatmap_name):
+        for name, role in ((self.paf_name, "pafs"), (self.heatmap_name, "heatmaps")):
             output = np.asarray(outputs[name])
             if output.ndim != 4 or output.shape[0] != 1:
                 raise DecodeError(f"model output {name!r} has shape {output.shape}; "
                                   "expected (1, C, H, W)")
-            maps.append(resize_maps_to_image(output[0], self.stride, valid, (width, height)))
+            # Resized to the image one channel at a time while decoding: memory follows
+            # the network's maps, not the frame.
+            maps.append(ImageMaps(output[0], self.stride, valid, (width, height), name=role))
         xy, scores, person_scores = self.decoder.decode(maps[0], maps[1], image_height=height)
         return Poses(xy=xy, scores=scores, person_scores=person_scores,
                      keypoint_set=self.keypoint_set.name, boxes=keypoint_boxes(xy, scores))
 
 
-class AeBottomUpPipeline:
+class AeBottomUpPipeline(_Pipeline):
     """Frame → fitted into the input → runner → AE grouping → Poses (AE, HigherHRNet).
 
     The frame is fitted into the card's fixed input size as BottomUpPipeline does.

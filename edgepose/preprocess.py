@@ -134,18 +134,41 @@ def crop_centers_scales(boxes: np.ndarray, spec: Any,
     return box_to_center_scale(boxes, aspect, padding=padding)
 
 
+BOXES_EXPECTED = "an (N, 4) float array of xywh boxes in image pixels"
+SCORES_EXPECTED = "an (N,) float array of box scores >= 0, one per box"
+
+
+def _numbers(value: object, name: str, expected: str) -> np.ndarray:
+    """`value` as an array of real numbers, or InputError saying what `name` must be."""
+    if isinstance(value, (str, bytes)):
+        raise InputError(f"{name} must be {expected}, got the string {value[:40]!r}; parse it "
+                         f"into numbers first")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        # Ragged nested lists: numpy cannot make one array of them.
+        raise InputError(f"{name} must be {expected}, got a {type(value).__name__} of rows of "
+                         f"different lengths") from None
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"{name} must be {expected}, got an array of dtype {array.dtype}; "
+                         f"pass integers or floats")
+    return array
+
+
 def validate_boxes(boxes: np.ndarray, image_width: int, image_height: int) -> np.ndarray:
     """Boxes (N, 4) xywh as float32, or InputError naming the first bad box.
 
-    A box is bad when it has a non-finite value, zero or negative area, or lies
-    entirely outside the image; one that is only partly outside is kept, since
-    the crop pads with the border value.
+    boxes must be numbers (integers or floats, not strings) of shape (N, 4); an
+    empty 1-D array is no box. A box is bad when it has a non-finite value, zero
+    or negative area, or lies entirely outside the image; one that is only partly
+    outside is kept, since the crop pads with the border value.
     """
-    array = np.asarray(boxes, dtype=np.float32)
+    array = _numbers(boxes, "boxes", BOXES_EXPECTED).astype(np.float32)
     if array.ndim == 1 and array.size == 0:
         array = array.reshape(0, 4)
     if array.ndim != 2 or array.shape[1] != 4:
-        raise InputError(f"boxes must have shape (N, 4) as xywh, got {array.shape}")
+        raise InputError(f"boxes must have shape (N, 4) as xywh, got {array.shape}; pass "
+                         f"{BOXES_EXPECTED} (scores go in a separate (N,) array)")
     if image_width <= 0 or image_height <= 0:
         raise InputError(
             f"image size must be positive, got width={image_width}, height={image_height}"
@@ -168,6 +191,22 @@ def validate_boxes(boxes: np.ndarray, image_width: int, image_height: int) -> np
                 f"box {index} (x={xb:g}, y={yb:g}, w={wb:g}, h={hb:g}) {why}; "
                 f"pass xywh boxes in image pixels or drop this one"
             )
+    return array
+
+
+def validate_box_scores(scores: object, count: int) -> np.ndarray:
+    """Box scores (N,) as float32 for `count` boxes, or InputError: finite numbers >= 0."""
+    array = _numbers(scores, "box_scores", SCORES_EXPECTED)
+    if array.shape != (count,):
+        raise InputError(f"box_scores must have shape ({count},), one score per box, got "
+                         f"{array.shape}; pass {SCORES_EXPECTED}")
+    array = array.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(array) & (array >= 0))
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise InputError(f"box score {index} is {float(array[index]):g}; expected a finite "
+                         f"score >= 0 (a detector's confidence), or drop that box")
     return array
 
 

@@ -15,9 +15,11 @@ height and width.
 Map space: the decoder works in the pixels of the maps it is given and
 returns coordinates in those pixels. The published algorithm runs at image
 resolution: the maps are upsampled by the stride (cubic), cropped to the
-unpadded input and resized to the image first (resize_maps_to_image here;
-BottomUpPipeline does it), and ``image_height`` (the distance prior's H) is
-the image height. Peaks sit on integer pixels, as in the published code.
+unpadded input and resized to the image first (resize_maps_to_image, or
+ImageMaps one channel at a time, which BottomUpPipeline uses so that memory
+follows the network, not the frame), and ``image_height`` (the distance prior's
+H) is the image height. Peaks sit on integer pixels, as in the published code.
+Peak finding lives in paf_peaks.
 
 Deliberate differences from the port, none of which changes its results:
 - The Gaussian smoothing runs in OpenCV (about 3x faster than SciPy's
@@ -33,6 +35,9 @@ Deliberate differences from the port, none of which changes its results:
 - A connection whose parts already sit in three or more people (possible only
   through the port's overwrite rule) uses the first two; the port raises an
   IndexError there.
+And one that does, only on frames with more than 127 peaks of a part: a part
+keeps its 127 strongest peaks (PafParams.max_peaks_per_part), which bounds the
+grouping's time and memory; the port keeps all.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from edgepose.decode.paf_peaks import Peaks, float_maps, heatmap_peaks
+# Re-exported: they were this module's before peak finding moved to paf_peaks.
+from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
+from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401
 from edgepose.errors import DecodeError, InputError
 from edgepose.keypoints import KeypointSet, get_keypoint_set
 
@@ -65,6 +74,11 @@ class PafParams:
     min_norm: ‖B−A‖ is clamped below at this value.
     min_parts: a person with fewer parts is dropped (CMU's min subset count).
     min_mean_score: a person whose total score / parts is below it is dropped.
+    max_peaks_per_part: a part keeps at most this many peaks, highest scores first
+        (ties: the first in row-major order). 127 is CMU OpenPose's POSE_MAX_PEOPLE,
+        the peaks its NMS keeps per part (CMU keeps the first 127 in raster order,
+        the port keeps all). It bounds the grouping: a limb scores at most 127²
+        pairs, and no real frame holds more people.
 
     Which limbs may start a person is not a constant but a property of the
     skeleton: see redundant_limbs.
@@ -80,6 +94,7 @@ class PafParams:
     min_norm: float = 1e-3
     min_parts: int = 4
     min_mean_score: float = 0.4
+    max_peaks_per_part: int = 127
 
     def __post_init__(self) -> None:
         def number(name: str, low: float, strict: bool) -> None:
@@ -104,6 +119,7 @@ class PafParams:
             number(name, -math.inf, strict=True)
         integer("samples", 2)
         integer("min_parts", 0)
+        integer("max_peaks_per_part", 1)
 
     @classmethod
     def python(cls) -> "PafParams":
@@ -122,7 +138,8 @@ class PafParams:
         score that averages only the samples above the threshold; its CPU
         connector grows people from part A's owner without merging (its GPU one
         sorts all connections globally); and a person score of total / (K + L),
-        which PafDecoder reports for both presets.
+        which PafDecoder reports for both presets. Both presets keep 127 peaks per
+        part (max_peaks_per_part), CMU's limit.
         """
         return cls(peak_threshold=0.05, paf_threshold=0.05, min_above_fraction=0.95,
                    min_parts=3, min_mean_score=0.4)
@@ -137,150 +154,36 @@ class PafParams:
         raise InputError(f"unknown PAF decoder preset {name!r}; expected one of {PRESETS}")
 
 
-@dataclass(frozen=True)
-class Peaks:
-    """All heatmap peaks of one frame, in id order: part by part, row-major within a part.
-
-    xy: (P, 2) int64 (x, y) map pixels. scores: (P,) float64 unsmoothed heatmap
-    value at the peak. parts: (P,) int64 keypoint index. starts: (K+1,) int64;
-    the peaks of part k have ids starts[k]:starts[k+1].
-    """
-
-    xy: np.ndarray
-    scores: np.ndarray
-    parts: np.ndarray
-    starts: np.ndarray
-
-    def __len__(self) -> int:
-        return self.xy.shape[0]
-
-    def of_part(self, part: int) -> slice:
-        return slice(int(self.starts[part]), int(self.starts[part + 1]))
-
-
-def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """SciPy's 1-D Gaussian weights: radius int(truncate·sigma + 0.5), normalised to sum 1."""
-    radius = int(truncate * float(sigma) + 0.5)
-    x = np.arange(-radius, radius + 1)
-    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
-    return phi / phi.sum()
-
-
-def _float_maps(maps: object) -> np.ndarray:
-    """float32 or float64 maps as they are (OpenCV reads both); other dtypes as float64."""
-    array = np.asarray(maps)
-    return array if array.dtype in (np.float32, np.float64) else array.astype(np.float64)
-
-
-def gaussian_smooth(maps: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """scipy.ndimage.gaussian_filter(map, sigma, mode='reflect', truncate) of each (H, W) map.
-
-    maps: (K, H, W). Returns (K, H, W) float64, equal to SciPy to ~1e-15 (OpenCV
-    sums in another order); gaussian_smooth_at gives SciPy's exact values. A
-    float32 map is widened to float64 first, as the port's float64 maps hold it.
-    """
-    maps = _float_maps(maps)
-    if sigma <= 0:
-        return maps.astype(np.float64)
-    kernel = gaussian_kernel(sigma, truncate)
-    out = np.empty(maps.shape, dtype=np.float64)
-    for k in range(maps.shape[0]):
-        cv2.sepFilter2D(np.ascontiguousarray(maps[k]), cv2.CV_64F, kernel, kernel, dst=out[k],
-                        borderType=cv2.BORDER_REFLECT)
-    return out
-
-
-def _reflect(index: np.ndarray, size: int) -> np.ndarray:
-    """SciPy's 'reflect' extension (d c b a | a b c d | d c b a), repeated for any offset."""
-    folded = np.mod(index, 2 * size)
-    return np.where(folded >= size, 2 * size - 1 - folded, folded)
-
-
-def gaussian_smooth_at(maps: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.ndarray,
-                       sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """SciPy's float64 gaussian_filter value at pixels (k, y, x), bit for bit.
-
-    maps: (K, H, W); k, y, x: (P,) int. Returns (P,) float64. SciPy filters axis 0
-    then axis 1, each output starting at centre·w0 and adding (left_j + right_j)·w_j
-    from the outermost tap inwards; the same operations in the same order give
-    its result.
-    """
-    maps = np.asarray(maps)
-    k, y, x = (np.asarray(v, dtype=np.intp).reshape(-1) for v in (k, y, x))
-    if sigma <= 0:
-        return maps[k, y, x].astype(np.float64)
-    weights = gaussian_kernel(sigma, truncate)
-    radius = len(weights) // 2
-    offsets = np.arange(-radius, radius + 1)
-    rows = _reflect(y[:, None] + offsets, maps.shape[1])
-    cols = _reflect(x[:, None] + offsets, maps.shape[2])
-    kk = k[:, None]
-
-    def at(tap: int) -> np.ndarray:
-        return maps[kk, rows[:, tap:tap + 1], cols].astype(np.float64)
-
-    # First pass (along H) at row y, for every column the second pass reads.
-    column = at(radius) * weights[radius]
-    for j in range(radius, 0, -1):
-        column += (at(radius - j) + at(radius + j)) * weights[radius - j]
-    value = column[:, radius] * weights[radius]
-    for j in range(radius, 0, -1):
-        value += (column[:, radius - j] + column[:, radius + j]) * weights[radius - j]
-    return value
-
-
-def find_peaks(heatmaps: np.ndarray, params: PafParams = PafParams()) -> Peaks:
-    """Peaks of K heatmaps (no background channel): (K, H, W) → Peaks.
+def find_peaks(heatmaps: np.ndarray | ImageMaps, params: PafParams = PafParams()) -> Peaks:
+    """Peaks of K heatmaps (no background channel): (K, H, W) or ImageMaps → Peaks.
 
     A peak is a pixel whose smoothed value is >= its 4 neighbours (0 outside the
-    map) and > params.peak_threshold; its score is the unsmoothed value. Only the
-    pixels above the threshold are compared with their neighbours.
+    map) and > params.peak_threshold; its score is the unsmoothed value. A part
+    keeps its params.max_peaks_per_part highest-scoring peaks (ties: the first in
+    row-major order). One map is worked on at a time (see heatmap_peaks), so an
+    ImageMaps is resized one channel at a time.
     """
-    maps = _float_maps(heatmaps)
-    count, height, width = maps.shape
-    smooth = gaussian_smooth(maps, params.sigma, params.truncate)
-    # OpenCV differs from SciPy by ~1e-15·max|map|: decide clear pixels with a margin
-    # either way and recompute the near-ties with SciPy's exact arithmetic.
-    exact = params.sigma <= 0
-    margin = 0.0 if exact else 2e-9 * max(1.0, float(np.abs(maps).max(initial=0.0)))
-    flat = np.flatnonzero(smooth > params.peak_threshold - margin)
-    k, rest = np.divmod(flat, height * width)
-    y, x = np.divmod(rest, width)
-    values = smooth.reshape(-1)[flat]
-    plane = smooth.reshape(-1)
-    neighbours = np.stack([
-        np.where(y > 0, plane[np.maximum(flat - width, 0)], 0.0),
-        np.where(y < height - 1, plane[np.minimum(flat + width, plane.size - 1)], 0.0),
-        np.where(x > 0, plane[np.maximum(flat - 1, 0)], 0.0),
-        np.where(x < width - 1, plane[np.minimum(flat + 1, plane.size - 1)], 0.0),
-    ])
-    sure = (values > params.peak_threshold + margin) & (values >= neighbours + margin).all(axis=0)
-    if not exact:
-        unsure = (values >= neighbours - margin).all(axis=0) & ~sure
-        if unsure.any():
-            sure[unsure] = _exact_peak_test(maps, k[unsure], y[unsure], x[unsure], params)
-    k, y, x = k[sure], y[sure], x[sure]
-    starts = np.concatenate([[0], np.cumsum(np.bincount(k, minlength=count))]).astype(np.int64)
-    return Peaks(xy=np.stack([x, y], axis=1).astype(np.int64),
-                 scores=maps[k, y, x].astype(np.float64), parts=k.astype(np.int64),
-                 starts=starts)
+    xy, scores, parts = [], [], []
+    counts = np.zeros(len(heatmaps), np.int64)
+    for k in range(len(heatmaps)):
+        y, x, score = _part_peaks(heatmaps, k, params)
+        xy.append(np.stack([x, y], axis=1))
+        scores.append(score)
+        parts.append(np.full(len(y), k, np.int64))
+        counts[k] = len(y)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Peaks(xy=np.concatenate(xy or [np.zeros((0, 2), np.int64)]).astype(np.int64),
+                 scores=np.concatenate(scores or [np.zeros(0)]),
+                 parts=np.concatenate(parts or [np.zeros(0, np.int64)]), starts=starts)
 
 
-_NEIGHBOURS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)])
-
-
-def _exact_peak_test(maps: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.ndarray,
-                     params: PafParams) -> np.ndarray:
-    """The peak test at pixels (k, y, x) on SciPy's exact smoothed values."""
-    _, height, width = maps.shape
-    ny = y[:, None] + _NEIGHBOURS[:, 0]
-    nx = x[:, None] + _NEIGHBOURS[:, 1]
-    inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
-    kk = np.broadcast_to(k[:, None], ny.shape)
-    values = np.zeros(ny.shape)
-    values[inside] = gaussian_smooth_at(maps, kk[inside], ny[inside], nx[inside],
-                                        params.sigma, params.truncate)
-    return (values[:, 0] > params.peak_threshold) & (values[:, :1] >= values).all(axis=1)
+def _part_peaks(heatmaps: np.ndarray | ImageMaps, part: int, params: PafParams
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y, x, score of one part's peaks; its map is freed on return, before the next is made."""
+    heatmap = float_maps(heatmaps[part])
+    y, x = heatmap_peaks(heatmap, params.sigma, params.truncate, params.peak_threshold,
+                         limit=params.max_peaks_per_part)
+    return y, x, heatmap[y, x].astype(np.float64)
 
 
 def score_limbs(paf_x: np.ndarray, paf_y: np.ndarray, points_a: np.ndarray,
@@ -474,28 +377,79 @@ def resize_maps_to_image(maps: np.ndarray, stride: int, valid_size: tuple[int, i
 
     maps: (C, Hm, Wm). valid_size: (width, height) of the resized image inside the
     padded network input. image_size: (width, height) of the original image.
-    Returns (C, height, width) float32.
+    Returns (C, height, width) float32: all channels at once, C·height·width·4
+    bytes; ImageMaps gives the same values one channel at a time.
     """
-    maps = np.asarray(maps)
-    if maps.ndim != 3:
-        raise DecodeError(f"maps must be 3-D (C, H, W), got shape {maps.shape}")
-    channels, height, width = maps.shape
-    valid_w, valid_h = valid_size
-    if height * stride < valid_h or width * stride < valid_w:
-        raise DecodeError(
-            f"maps of {height}x{width} at stride {stride} cover {height * stride}x"
-            f"{width * stride} input pixels, less than the {valid_h}x{valid_w} image inside "
-            f"the input; the model's output size does not match its card"
-        )
-    out = np.empty((channels, image_size[1], image_size[0]), dtype=np.float32)
-    for c in range(channels):
-        up = cv2.resize(maps[c].astype(np.float32, copy=False), (width * stride, height * stride),
-                        interpolation=cv2.INTER_CUBIC)
-        cv2.resize(up[:valid_h, :valid_w], image_size, dst=out[c], interpolation=cv2.INTER_CUBIC)
+    lazy = ImageMaps(maps, stride, valid_size, image_size, check=False)
+    out = np.empty(lazy.shape, dtype=np.float32)
+    for c in range(len(lazy)):
+        lazy.resize(c, out=out[c])
     return out
 
 
-def _check_maps(maps: object, name: str) -> np.ndarray:
+class ImageMaps:
+    """Network maps (C, Hm, Wm) seen at image size, one channel per access.
+
+    ``maps[c]`` is channel c of resize_maps_to_image(maps, ...), bit for bit,
+    (height, width) float32, computed on each access and not kept: memory holds one
+    channel at image size instead of C. ``maps[a:b]`` is an ImageMaps of those
+    channels. shape: (C, height, width). With check, the network maps are
+    validated as the decoder validates maps (_check_maps) and each resized channel
+    is checked to be finite (a cubic resize can overflow float32).
+    """
+
+    def __init__(self, maps: np.ndarray, stride: int, valid_size: tuple[int, int],
+                 image_size: tuple[int, int], name: str = "maps", check: bool = True) -> None:
+        maps = _check_maps(maps, name) if check else np.asarray(maps)
+        if maps.ndim != 3:
+            raise DecodeError(f"{name} must be 3-D (C, H, W), got shape {maps.shape}")
+        channels, height, width = maps.shape
+        valid_w, valid_h = valid_size
+        if height * stride < valid_h or width * stride < valid_w:
+            raise DecodeError(
+                f"maps of {height}x{width} at stride {stride} cover {height * stride}x"
+                f"{width * stride} input pixels, less than the {valid_h}x{valid_w} image "
+                f"inside the input; the model's output size does not match its card"
+            )
+        # Copied: runners may hand out views of buffers reused on the next call, and
+        # channels are resized later, while decoding.
+        self.maps = np.array(maps, dtype=np.float32)
+        self.stride, self.valid_size, self.image_size = stride, valid_size, image_size
+        self.name, self.check = name, check
+        self.shape = (channels, image_size[1], image_size[0])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int | slice) -> "np.ndarray | ImageMaps":
+        if isinstance(index, slice):
+            return ImageMaps(self.maps[index], self.stride, self.valid_size, self.image_size,
+                             self.name, check=self.check)
+        return self.resize(index)
+
+    def resize(self, channel: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Channel `channel` at image size, into `out` when given."""
+        _, height, width = self.maps.shape
+        valid_w, valid_h = self.valid_size
+        up = cv2.resize(self.maps[channel], (width * self.stride, height * self.stride),
+                        interpolation=cv2.INTER_CUBIC)
+        out = cv2.resize(up[:valid_h, :valid_w], self.image_size, dst=out,
+                         interpolation=cv2.INTER_CUBIC)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is what is looked for
+            finite = not self.check or np.isfinite(out.sum(dtype=np.float64))
+        if not finite:
+            y, x = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+            raise DecodeError(
+                f"{self.name} resized to the image hold NaN/inf values (first at channel "
+                f"{channel}, y={y}, x={x}); expected finite network outputs — check the "
+                f"engine's precision and the input normalisation"
+            )
+        return out
+
+
+def _check_maps(maps: object, name: str) -> np.ndarray | ImageMaps:
+    if isinstance(maps, ImageMaps):
+        return maps  # checked when made, and each channel when resized
     array = np.asarray(maps)
     if array.ndim != 3:
         raise DecodeError(f"{name} must be 3-D (C, H, W), got shape {array.shape}")
@@ -538,17 +492,19 @@ class PafDecoder:
         self.num_limbs = len(keypoint_set.skeleton)
         self.paf_channels = 2 * self.num_limbs
 
-    def group(self, pafs: np.ndarray, heatmaps: np.ndarray, image_height: float
-              ) -> tuple[Peaks, np.ndarray]:
+    def group(self, pafs: np.ndarray | ImageMaps, heatmaps: np.ndarray | ImageMaps,
+              image_height: float) -> tuple[Peaks, np.ndarray]:
         """Peaks and the (N, K+2) people rows of assemble; the validated core of decode."""
         pafs, heatmaps = self._check(pafs, heatmaps, image_height)
         peaks = find_peaks(heatmaps[:self.num_keypoints], self.params)
         return peaks, self.connect(pafs, peaks, image_height)
 
-    def connect(self, pafs: np.ndarray, peaks: Peaks, image_height: float) -> np.ndarray:
+    def connect(self, pafs: np.ndarray | ImageMaps, peaks: Peaks, image_height: float
+                ) -> np.ndarray:
         """The grouping alone: score, match and assemble every limb → (N, K+2) rows.
 
-        pafs: (C, H, W), already validated (group and decode check them).
+        pafs: (C, H, W), already validated (group and decode check them). A limb's
+        two channels are read only when both its parts have peaks.
         """
         params = self.params
         connections = []
@@ -565,10 +521,12 @@ class PafDecoder:
         return assemble(connections, self.keypoint_set.skeleton, peaks.scores,
                         self.num_keypoints, params)
 
-    def decode(self, pafs: np.ndarray, heatmaps: np.ndarray, image_height: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decode(self, pafs: np.ndarray | ImageMaps, heatmaps: np.ndarray | ImageMaps,
+               image_height: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """pafs (C, H, W), heatmaps (K+1, H, W) or (K, H, W) → xy, scores, person_scores.
 
+        Either may be an ImageMaps: network maps resized to the image one channel at
+        a time, with the same result as the arrays resize_maps_to_image makes.
         image_height: the H of the distance prior, the image height when the maps
         are at image resolution.
         """
@@ -584,7 +542,7 @@ class PafDecoder:
                 person_scores.astype(np.float32))
 
     def _check(self, pafs: object, heatmaps: object, image_height: float
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray | ImageMaps, np.ndarray | ImageMaps]:
         if isinstance(image_height, bool) or not isinstance(image_height, (int, float, np.number)) \
                 or not (math.isfinite(image_height) and image_height > 0):
             raise DecodeError(f"image_height must be a positive number, got {image_height!r}")
