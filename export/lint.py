@@ -27,7 +27,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgepose.errors import EdgeposeError, ModelFileError
+from edgepose.errors import EdgeposeError
+from export.onnx_card import load_onnx
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +150,7 @@ def check_onnx_for_tensorrt(model: onnx.ModelProto | str | Path) -> None:
 def _load(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
         return model
-    if not Path(model).is_file():
-        raise ModelFileError(f"ONNX file {str(model)!r} does not exist")
-    try:
-        return onnx.load(str(model))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
-        raise ModelFileError(f"{model} is not a readable ONNX file: {exc}") from None
+    return load_onnx(model)
 
 
 def _check_opset(model: onnx.ModelProto) -> list[LintFinding]:

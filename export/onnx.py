@@ -22,9 +22,10 @@ import torch
 
 from edgepose.backends.onnxruntime import OnnxRuntimeRunner
 from edgepose.card import ModelCard
-from edgepose.errors import EdgeposeError, InputError, ModelFileError
+from edgepose.errors import EdgeposeError, InputError
 from edgepose.io import atomic_path
-from export.onnx_card import embed_card, find_card
+# read_card is imported from here by the exporter's tests, beside export_onnx.
+from export.onnx_card import embed_card, read_card  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +53,6 @@ class VerificationResult:
     def __str__(self) -> str:
         return (f"batch {self.batch}: max abs error {self.max_abs_error:.3g}, "
                 f"relative to output range {self.max_rel_error:.3g}")
-
-
-def read_card(path: str | Path) -> ModelCard:
-    """The card of an edgepose ONNX file, read without creating a session."""
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
-        raise ModelFileError(f"{path} is not a readable ONNX file: {exc}") from None
-    card = find_card(model)
-    if card is None:
-        raise ModelFileError(f"{path} carries no edgepose model card")
-    return card
-
-
-def save_onnx_atomic(model: onnx.ModelProto, out: str | Path) -> Path:
-    with atomic_path(out) as temporary:
-        onnx.save(model, str(temporary))
-    return Path(out)
 
 
 def check_opset(opset: int) -> int:

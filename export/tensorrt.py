@@ -26,8 +26,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
-import onnx
-
 from edgepose import _optional
 from edgepose.card import ModelCard
 from edgepose.cuda import get_cuda
@@ -35,7 +33,7 @@ from edgepose.errors import EdgeposeError, InputError, MissingDependencyError, M
 from edgepose.io import atomic_path, write_bytes_atomic
 from edgepose.sidecar import HARDWARE_COMPATIBILITY, EngineInfo, sha256_of_bytes, write_sidecar
 from export.lint import check_onnx_for_tensorrt
-from export.onnx import read_card
+from export.onnx_card import load_onnx, read_card
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +209,7 @@ Shape = tuple[int, ...]
 
 def onnx_input_shapes(path: str | Path) -> dict[str, tuple[int | None, ...]]:
     """Graph inputs of an ONNX file → shapes, None for each dynamic axis."""
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
-        raise ModelFileError(f"{path} is not a readable ONNX file: {exc}") from None
+    model = load_onnx(path, external_data=False)
     initializers = {i.name for i in model.graph.initializer}
     shapes = {}
     for value in model.graph.input:

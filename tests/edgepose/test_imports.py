@@ -40,3 +40,50 @@ print("ok", len({modules!r}))
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
+
+
+# The precision room and the engine builder read and write ONNX only: on a Jetson with
+# the `trt` extra (no torch), `edgepose build` and `edgepose calibrate` must still load.
+TORCH_FREE_WORKSTATION = ["export.onnx_card", "export.lint", "export.tensorrt", "calib.calibrate",
+                          "calib.data", "calib.fp16", "calib.gate", "calib.int8", "calib.ranges",
+                          "calib.report", "calib.synthetic"]
+
+
+def _run_with_torch_blocked(body: str) -> subprocess.CompletedProcess:
+    script = f"""
+import importlib, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnxscript"):
+            raise ImportError("blocked for this test: " + name)
+        return None
+sys.meta_path.insert(0, Block())
+{body}
+"""
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True)
+
+
+def test_precision_and_engine_rooms_import_with_torch_blocked():
+    result = _run_with_torch_blocked(f"""
+for name in {TORCH_FREE_WORKSTATION!r}:
+    importlib.import_module(name)
+leaked = [m for m in sys.modules if m.split(".")[0] == "torch"]
+assert not leaked, leaked
+print("ok")
+""")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
+
+
+def test_build_help_and_its_import_run_without_torch():
+    result = _run_with_torch_blocked("""
+from edgepose.cli import main
+import export.tensorrt  # what 'edgepose build' imports before it builds
+try:
+    main(["build", "--help"])
+except SystemExit as stop:
+    assert stop.code == 0, stop.code
+""")
+    assert result.returncode == 0, result.stderr
+    assert "strongly typed TensorRT engine" in result.stdout
