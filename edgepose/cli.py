@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
+import edgepose
+from edgepose.api import RANDOM_WEIGHTS_BANNER
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger("edgepose")
-
-RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - untrained model, poses are noise"
-WHOLE_FRAME_WARNING = ("no person boxes: the top-down model ran on the whole image as one "
-                       "person; give boxes (--boxes, --boxes-json) for images with people "
-                       "in them, or one person filling the frame")
 
 
 def _path(text: str) -> Path:
@@ -464,11 +463,24 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_infer)
 
 
+#: The library speaks in parameters; the CLI says which flag set them.
+_FLAG_OF_PARAMETER = {"flip_test": "--flip", "refine": "--refine", "preset": "--preset",
+                      "integer_coords": "--integer-coords", "boxes": "--boxes/--boxes-json"}
+
+
+@contextmanager
+def _parameters_as_flags() -> Iterator[None]:
+    try:
+        yield
+    except InputError as exc:
+        message = re.sub(r"\b(" + "|".join(_FLAG_OF_PARAMETER) + r")\b",
+                         lambda match: _FLAG_OF_PARAMETER[match.group(1)], str(exc))
+        raise InputError(message) from None
+
+
 def _run_infer(args: argparse.Namespace) -> int:
-    from edgepose.backends import open_runner
-    from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
+    from edgepose.api import WHOLE_FRAME_WARNING, load
     from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
-    from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
 
     _check_paths({"--json": args.json, "--draw": args.draw},
                  {**_with_sidecar(args.model), "--image": args.image,
@@ -479,31 +491,14 @@ def _run_infer(args: argparse.Namespace) -> int:
         boxes, scores = parse_boxes(args.boxes)
     elif args.boxes_json is not None:
         boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
-    warnings = []
-    with open_runner(args.model, cuda_graph=args.cuda_graph, cuda_impl=args.cuda) as runner:
-        card = runner.card
-        if card.random_init:
-            warnings.append(RANDOM_WEIGHTS_BANNER)
-        if card.paradigm == "bottom-up":
-            given = [name for name, value in (("--boxes/--boxes-json", boxes),
-                                              ("--flip", args.flip), ("--refine", args.refine),
-                                              ("--integer-coords", args.integer_coords or None))
-                     if value is not None]
-            if given:
-                raise InputError(f"{' and '.join(given)} do not apply to the bottom-up model "
-                                 f"{card.family}/{card.variant}: it finds people in the whole "
-                                 "frame")
-            poses = bottom_up_pipeline(runner, preset=args.preset)(image)
-        else:
-            if args.preset is not None:
-                raise InputError("--preset applies to bottom-up models only")
-            if boxes is None:
-                # A top-down model sees one person per crop: on a crowd it strings one
-                # skeleton across everyone, confidently. Say so wherever results go.
-                warnings.append(WHOLE_FRAME_WARNING)
-            pipeline = TopDownPipeline(runner, flip_test=args.flip, refine=args.refine,
-                                       integer=True if args.integer_coords else None)
-            poses = pipeline(image, boxes, scores)
+    with _parameters_as_flags():
+        estimator = load(args.model, flip_test=args.flip, refine=args.refine,
+                         preset=args.preset, integer_coords=True if args.integer_coords else None,
+                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
+        with estimator:
+            poses = estimator(image, boxes, scores)
+    card = estimator.card
+    warnings = estimator.warnings(boxes)
     results = poses.to_coco_results(0 if args.image_id is None else args.image_id)
     outputs = []
     if args.json:
@@ -511,15 +506,12 @@ def _run_infer(args: argparse.Namespace) -> int:
         payload = {"warnings": warnings, "results": results} if warnings else results
         outputs.append(("json", args.json, json_bytes(args.json, payload)))
     if args.draw:
-        banner = RANDOM_WEIGHTS_BANNER if card.random_init else None
-        # PAF part scores are raw heatmap peaks from the 0.1 detection threshold up.
-        threshold = 0.1 if card.paradigm == "bottom-up" else DEFAULT_SCORE_THRESHOLD
-        outputs.append(("drawing", args.draw, image_bytes(args.draw, draw_poses(
-            image, poses, banner=banner, score_threshold=threshold))))
+        outputs.append(("drawing", args.draw, image_bytes(args.draw,
+                                                          estimator.draw(image, poses))))
     if WHOLE_FRAME_WARNING in warnings:
         print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
     print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
-          f"on {type(runner).__name__}")
+          f"on {type(estimator.runner).__name__}")
     if card.random_init:
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
     for person, entry in enumerate(results):
@@ -533,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgepose",
         description="Human pose estimation from PyTorch checkpoints to TensorRT engines.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version",
+                        version=f"edgepose {edgepose.__version__}",
+                        help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_export, _add_calibrate, _add_build, _add_infer, _add_eval, _add_profile):
         add(subparsers)

@@ -169,12 +169,12 @@ def test_a_box_left_of_the_frame_is_a_value_not_a_flag(work, capsys):
 
 
 def test_a_failing_command_leaves_no_output(work, capsys, monkeypatch):
-    import edgepose.draw
+    import edgepose.api
 
     def broken(*args, **kwargs):
         raise edgepose.errors.InputError("drawing failed")
 
-    monkeypatch.setattr(edgepose.draw, "draw_poses", broken)
+    monkeypatch.setattr(edgepose.api, "draw_poses", broken)
     before = _snapshot(work)
     assert main(INFER + ["--boxes", "10,10,60,90", "--json", "out.json",
                          "--draw", "out.png"]) == 2

@@ -1,0 +1,116 @@
+"""The public Python face: `edgepose.load(model)` opens a model with the pipeline its
+card names and returns an Estimator, callable on BGR frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgepose._closing import Closeable
+from edgepose.backends import open_runner
+from edgepose.card import ModelCard
+from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
+from edgepose.errors import InputError
+from edgepose.pipeline import AeBottomUpPipeline, BottomUpPipeline, TopDownPipeline
+from edgepose.pipeline import bottom_up_pipeline
+from edgepose.poses import Poses
+
+RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - untrained model, poses are noise"
+WHOLE_FRAME_WARNING = ("no person boxes: the top-down model ran on the whole image as one "
+                       "person; give person boxes for images with people in them, or one "
+                       "person filling the frame")
+# PAF part scores are raw heatmap peaks, kept from the 0.1 detection threshold up.
+BOTTOM_UP_DRAW_THRESHOLD = 0.1
+
+
+class Estimator(Closeable):
+    """A model and its pipeline: `estimator(image, boxes=None, box_scores=None) -> Poses`.
+
+    image: (h, w, 3) BGR uint8. boxes: (N, 4) xywh person boxes in pixels, for
+    top-down models; None runs the whole image as one person (and `warnings` says
+    so). Bottom-up models find everyone in the frame and take no boxes.
+    close() (or `with`) closes the model.
+    """
+
+    def __init__(self, pipeline: TopDownPipeline | BottomUpPipeline | AeBottomUpPipeline
+                 ) -> None:
+        self.pipeline = pipeline
+        self.card: ModelCard = pipeline.card
+        self.runner = pipeline.runner
+
+    @property
+    def top_down(self) -> bool:
+        return self.card.paradigm == "top-down"
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None,
+                 box_scores: np.ndarray | None = None) -> Poses:
+        if self.top_down:
+            return self.pipeline(image, boxes, box_scores)
+        if boxes is not None or box_scores is not None:
+            raise InputError(f"boxes do not apply to the bottom-up model {self._name}: it "
+                             "finds people in the whole frame")
+        return self.pipeline(image)
+
+    def warnings(self, boxes: np.ndarray | None = None) -> list[str]:
+        """What a reader of results from a call with these `boxes` must be told."""
+        said = [RANDOM_WEIGHTS_BANNER] if self.card.random_init else []
+        if self.top_down and boxes is None:
+            # One crop is one person: on a crowd it strings one skeleton across everyone.
+            said.append(WHOLE_FRAME_WARNING)
+        return said
+
+    @property
+    def draw_threshold(self) -> float:
+        """Keypoint score below which a drawing leaves a keypoint out."""
+        return DEFAULT_SCORE_THRESHOLD if self.top_down else BOTTOM_UP_DRAW_THRESHOLD
+
+    def draw(self, image: np.ndarray, poses: Poses) -> np.ndarray:
+        """A copy of `image` with `poses` drawn, and the random-weights banner where due."""
+        banner = RANDOM_WEIGHTS_BANNER if self.card.random_init else None
+        return draw_poses(image, poses, banner=banner, score_threshold=self.draw_threshold)
+
+    @property
+    def _name(self) -> str:
+        return f"{self.card.family}/{self.card.variant}"
+
+    def _release(self) -> None:
+        self.pipeline.close()
+
+
+def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None = None,
+         preset: str | None = None, integer_coords: bool | None = None,
+         providers: list[str] | None = None, cuda_graph: bool = False,
+         cuda_impl: str = "auto") -> Estimator:
+    """Open `model` (.onnx on ONNX Runtime, .engine/.plan on TensorRT) as its card says.
+
+    Overrides of the card, each None to keep the card's: flip_test and refine
+    (top-down heatmap decoding; refine 'shift', 'dark', 'none', or 'princeton' /
+    'bearpaw' for Stacked Hourglass), integer_coords (Stacked Hourglass: whole-pixel
+    output), preset (bottom-up grouping constants: 'python', 'cmu', 'pose-ae-train',
+    'higherhrnet'). providers: ONNX Runtime execution providers; cuda_graph and
+    cuda_impl: TensorRT options. An override that does not apply to the model's
+    paradigm is an InputError.
+    """
+    runner = open_runner(model, providers, cuda_graph=cuda_graph, cuda_impl=cuda_impl)
+    try:
+        card = runner.card
+        name = f"{card.family}/{card.variant}"
+        if card.paradigm == "bottom-up":
+            given = [parameter for parameter, value in (
+                ("flip_test", flip_test), ("refine", refine), ("integer_coords", integer_coords))
+                if value is not None]
+            if given:
+                raise InputError(f"{' and '.join(given)} do not apply to the bottom-up model "
+                                 f"{name}: it finds people in the whole frame")
+            pipeline = bottom_up_pipeline(runner, preset=preset)
+        else:
+            if preset is not None:
+                raise InputError(f"preset applies to bottom-up models only; {name} is "
+                                 "top-down")
+            pipeline = TopDownPipeline(runner, flip_test=flip_test, refine=refine,
+                                       integer=integer_coords)
+    except BaseException:
+        runner.close()
+        raise
+    return Estimator(pipeline)
