@@ -33,15 +33,16 @@ def test_flip_permutation_is_an_involution(keypoint_set):
     assert all(permutation[k] == k for k in unpaired)
 
 
-@pytest.mark.parametrize("kwargs, reason", [
-    (dict(skeleton=((0, 3),)), "index out of range"),
-    (dict(skeleton=((1, 1),)), "self-loop"),
-    (dict(flip_pairs=((0, 1), (1, 2))), "keypoint in two flip pairs"),
-    (dict(sigmas=(0.1,)), "sigma count differs from keypoint count"),
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(skeleton=((0, 3),)), r"skeleton pair \(0, 3\) is not two distinct"),  # index out of range
+    (dict(skeleton=((1, 1),)), r"skeleton pair \(1, 1\) is not two distinct"),  # self-loop
+    (dict(flip_pairs=((0, 1), (1, 2))), "a keypoint is in two flip pairs"),    # 1 in two pairs
+    (dict(sigmas=(0.1,)), "1 sigmas for 3 keypoints"),                         # count differs
+    (dict(names=("a", "a", "c")), "names are not unique"),                     # a name twice
 ])
-def test_bad_keypoint_sets_are_refused(kwargs, reason):
+def test_bad_keypoint_sets_are_refused(kwargs, message):
     base = dict(name="t", names=("a", "b", "c"), skeleton=(), flip_pairs=())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         KeypointSet(**{**base, **kwargs})
 
 

@@ -230,9 +230,8 @@ def test_assemble_matches_the_loop_on_random_connections(preset):
 
 def test_redundant_limbs_are_the_ear_shoulder_pairs():
     assert redundant_limbs(COCO18.skeleton) == (17, 18)  # the port's `k < 17`
-    body25 = KEYPOINT_SETS.get("body25")
-    if body25 is not None:  # CMU special-cases its pairs 18 and 19 alike
-        assert redundant_limbs(body25.skeleton) == (18, 19)
+    # CMU special-cases BODY_25's pairs 18 and 19 alike.
+    assert redundant_limbs(KEYPOINT_SETS["body25"].skeleton) == (18, 19)
 
 
 def test_the_ear_shoulder_limbs_never_start_a_person():
@@ -314,10 +313,8 @@ def test_bad_arguments_are_refused(call, error, match):
         call()
 
 
-def test_body25_maps_decode_when_the_set_is_present():
-    body25 = KEYPOINT_SETS.get("body25")
-    if body25 is None:
-        pytest.skip("keypoint set body25 is not in this checkout")
+def test_body25_maps_decode():
+    body25 = KEYPOINT_SETS["body25"]
     pafs, heatmaps = _maps(pafs=52, heatmaps=26)
     xy, scores, person_scores = PafDecoder(body25).decode(pafs, heatmaps, 100)
     assert xy.shape == (0, 25, 2) and scores.shape == (0, 25) and person_scores.shape == (0,)
