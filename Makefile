@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[export,calib,eval,test]"
+	$(PY) -m pip install --quiet -e ".[export,calib,eval,test,plot]"
 	touch $@
 
 demo: $(STAMP)

@@ -10,6 +10,8 @@ Shape letters: N people, K keypoints, H, W heatmap size.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from edgepose._closing import Closeable
@@ -103,11 +105,21 @@ class TopDownPipeline(_Pipeline):
     Decoders: "topdown" (HRNet heatmaps), "cpm" (belief maps with a background
     channel, upsampled to the input size) and "hourglass" (the Princeton or bearpaw
     quarter-pixel rule, card decoder.extra "source").
+    `chunk`: people per runner call, at most the runner's max batch (default: that
+    max batch, DEFAULT_CHUNK when the batch axis is dynamic).
+
+    `stage_hook`, when set, is called with the name of the stage that just ended:
+    "preprocess" (crops and input tensor ready), "infer" (a runner call returned;
+    twice per chunk with the flip test), "decode" (the maps copied out of the
+    runner's buffers, flip-merged, or decoded into Poses). edgepose.profile times
+    the stages between consecutive calls; None (the default) costs one check.
     """
+
+    stage_hook: Callable[[str], None] | None = None
 
     def __init__(self, runner: Runner, *, flip_test: bool | None = None,
                  refine: str | None = None, box_padding: float | None = None,
-                 integer: bool | None = None) -> None:
+                 integer: bool | None = None, chunk: int | None = None) -> None:
         card: ModelCard = runner.card
         if card.paradigm != "top-down":
             raise InputError(
@@ -127,7 +139,12 @@ class TopDownPipeline(_Pipeline):
         self.heatmap_name = card.output("heatmaps").name
         spec = card.input
         self.input_size = (spec.width, spec.height)
-        self.chunk = runner.max_batch or DEFAULT_CHUNK
+        if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool)
+                                  or chunk < 1 or (runner.max_batch is not None
+                                                   and chunk > runner.max_batch)):
+            raise InputError(f"chunk is {chunk!r}; expected an integer from 1 to the runner's "
+                             f"max batch ({runner.max_batch or 'unbounded'})")
+        self.chunk = chunk or runner.max_batch or DEFAULT_CHUNK
         self._crops = np.empty((self.chunk, spec.height, spec.width, 3), np.uint8)
         self._tensor = input_buffer(spec, self.chunk)
         # Mirroring the input means reversing its width axis, wherever the layout puts it.
@@ -179,6 +196,9 @@ class TopDownPipeline(_Pipeline):
         heatmaps = np.concatenate([self._run_chunk(image, matrices[start:start + self.chunk])
                                    for start in range(0, people, self.chunk)])
         xy, scores = self.decoder.decode(heatmaps, centers, scales)
+        hook = self.stage_hook
+        if hook is not None:
+            hook("decode")
         return Poses(xy=xy, scores=scores, person_scores=person_scores(scores, box_scores),
                      keypoint_set=self.keypoint_set.name)
 
@@ -208,16 +228,28 @@ class TopDownPipeline(_Pipeline):
         spec = self.card.input
         tensor = normalize_to_tensor(crops, spec.mean, spec.std, color=spec.color,
                                      layout=spec.layout, out=self._tensor[:count])
-        heatmaps = self._infer(tensor)
+        hook = self.stage_hook
+        if hook is not None:
+            hook("preprocess")
+        heatmaps = self._infer(tensor, hook)
         if self.flip_test:
             mirrored = np.ascontiguousarray(np.flip(tensor, axis=self._width_axis))
-            heatmaps = self.merge_flip(heatmaps, self._infer(mirrored))
+            if hook is not None:
+                hook("preprocess")
+            heatmaps = self.merge_flip(heatmaps, self._infer(mirrored, hook))
+            if hook is not None:
+                hook("decode")
         return heatmaps
 
-    def _infer(self, tensor: np.ndarray) -> np.ndarray:
+    def _infer(self, tensor: np.ndarray, hook: Callable[[str], None] | None) -> np.ndarray:
         outputs = self.runner.infer({self.card.input.name: tensor})
+        if hook is not None:
+            hook("infer")
         # Copied because runners may hand out views of buffers reused on the next call.
-        return np.array(outputs[self.heatmap_name], dtype=np.float32, copy=True)
+        heatmaps = np.array(outputs[self.heatmap_name], dtype=np.float32, copy=True)
+        if hook is not None:
+            hook("decode")
+        return heatmaps
 
 
 def top_down_decoder(card: ModelCard, refine: str | None = None, integer: bool | None = None
