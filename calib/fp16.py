@@ -35,17 +35,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepose.errors import EdgeposeError
+from edgepose.errors import Fp16Error
 
 log = logging.getLogger(__name__)
 
 FP16_MAX = 65504.0
 #: Suffixes of the tensors emulate_fp16 adds around each rounding.
 _UNROUNDED, _HALF = "__fp32_unrounded", "__fp16"
-
-
-class Fp16Error(EdgeposeError):
-    """The FP16 conversion produced a graph that is not what TensorRT should build."""
 
 
 @dataclass(frozen=True)

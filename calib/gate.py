@@ -34,7 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 from calib.fp16 import sort_nodes
 from calib.int8 import FloatInputs, Layer
 from calib.ranges import session
-from edgepose.errors import EdgeposeError, InputError
+from edgepose.errors import GateError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,6 @@ class GateResult:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-class GateError(EdgeposeError):
-    """The accuracy thresholds cannot be met; `best` is the closest result, `model` its graph."""
-
-    def __init__(self, best: GateResult, model: onnx.ModelProto | None = None) -> None:
-        super().__init__(
-            f"the INT8 accuracy gate cannot be met: the best graph reached {best.describe()}. "
-            "Relax --max-ap-drop/--max-kpt-error, calibrate with another --method or more "
-            "representative --data, or pass --force to write the best graph anyway")
-        self.best = best
-        self.model = model
 
 
 def check_thresholds(max_ap_drop: float | None, max_kpt_error: float | None) -> None:

@@ -43,7 +43,7 @@ import onnx
 
 from edgepose import _optional
 from edgepose.backends.onnxruntime import reference_session_options
-from edgepose.errors import EdgeposeError, InputError
+from edgepose.errors import CalibrationError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ DEFAULT_PERCENTILE = 99.99
 ENTROPY_MIN_KEPT = 0.5
 #: Batch for statistics runs: every intermediate tensor comes back, so memory grows with it.
 STATS_BATCH = 8
-
-
-class CalibrationError(EdgeposeError):
-    """Calibration cannot produce ranges (no data, a tensor never computed, a bad cache)."""
 
 
 # --- ranges from statistics ---------------------------------------------------------------

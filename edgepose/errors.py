@@ -6,6 +6,8 @@ CLI user can act on the one line printed for them.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 
 class EdgeposeError(Exception):
     """Base of every error edgepose raises on purpose."""
@@ -49,3 +51,32 @@ class MissingDependencyError(EdgeposeError, ImportError):
 
 class CudaError(BackendError):
     """A CUDA call failed; the message names the call and the CUDA error name."""
+
+
+class PrecisionError(EdgeposeError):
+    """Base of the errors of calib/: an FP16 or INT8 graph cannot be made as asked."""
+
+
+class CalibrationError(PrecisionError):
+    """Calibration cannot produce ranges (no data, a tensor never computed, a bad cache)."""
+
+
+class Fp16Error(PrecisionError):
+    """The FP16 conversion produced a graph that is not what TensorRT should build."""
+
+
+class _GateOutcome(Protocol):
+    def describe(self) -> str: ...
+
+
+class GateError(PrecisionError):
+    """The accuracy thresholds cannot be met; `best` is the closest result (a
+    calib.gate.GateResult), `model` its graph (an onnx.ModelProto)."""
+
+    def __init__(self, best: _GateOutcome, model: Any = None) -> None:
+        super().__init__(
+            f"the INT8 accuracy gate cannot be met: the best graph reached {best.describe()}. "
+            "Relax --max-ap-drop/--max-kpt-error, calibrate with another --method or more "
+            "representative --data, or pass --force to write the best graph anyway")
+        self.best = best
+        self.model = model

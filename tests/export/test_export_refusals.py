@@ -19,7 +19,8 @@ import torch
 import export.onnx as onnx_module
 from edgepose.errors import CheckpointError, InputError
 from edgepose.io import SCRATCH_PREFIX
-from export import families
+# read_checkpoint is patched where prepare_hrnet looks it up.
+from export.families import hrnet as families
 from export.families import export_model, hrnet_card
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.onnx import ExportError, write_onnx
