@@ -6,7 +6,7 @@ CLI user can act on the one line printed for them.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 
 class EdgeposeError(Exception):
@@ -80,3 +80,24 @@ class GateError(PrecisionError):
             "representative --data, or pass --force to write the best graph anyway")
         self.best = best
         self.model = model
+
+
+class ExportError(EdgeposeError):
+    """Export failed or the exported graph disagrees with PyTorch."""
+
+
+class LintError(EdgeposeError):
+    """The ONNX graph is not one TensorRT 10.3 builds as intended; `findings` (each an
+    export.lint.LintFinding) lists why."""
+
+    def __init__(self, source: str, findings: Sequence[Any]) -> None:
+        lines = "\n".join(f"  - {finding}" for finding in findings)
+        super().__init__(
+            f"{source} cannot be built with TensorRT 10.3's ONNX parser "
+            f"({len(findings)} problem{'s' if len(findings) != 1 else ''}):\n{lines}"
+        )
+        self.findings = list(findings)
+
+
+class EngineBuildError(EdgeposeError):
+    """TensorRT could not parse the ONNX file or build an engine from it."""

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgepose.errors import EdgeposeError
+from edgepose.errors import LintError
 from export.onnx_card import load_onnx
 
 log = logging.getLogger(__name__)
@@ -101,18 +101,6 @@ class LintFinding:
     def __str__(self) -> str:
         where = f"node {self.node!r} ({self.op_type})" if self.node or self.op_type else "graph"
         return f"{where} [{self.rule}]: {self.message}"
-
-
-class LintError(EdgeposeError):
-    """The ONNX graph is not one TensorRT 10.3 builds as intended; `findings` lists why."""
-
-    def __init__(self, source: str, findings: list[LintFinding]) -> None:
-        lines = "\n".join(f"  - {finding}" for finding in findings)
-        super().__init__(
-            f"{source} cannot be built with TensorRT 10.3's ONNX parser "
-            f"({len(findings)} problem{'s' if len(findings) != 1 else ''}):\n{lines}"
-        )
-        self.findings = findings
 
 
 def lint_onnx(model: onnx.ModelProto | str | Path) -> list[LintFinding]:

@@ -22,7 +22,7 @@ import torch
 
 from edgepose.backends.onnxruntime import OnnxRuntimeRunner
 from edgepose.card import ModelCard
-from edgepose.errors import EdgeposeError, InputError
+from edgepose.errors import ExportError, InputError
 from edgepose.io import atomic_path
 # read_card is imported from here by the exporter's tests, beside export_onnx.
 from export.onnx_card import embed_card, read_card  # noqa: F401
@@ -36,10 +36,6 @@ SUPPORTED_OPSETS = (16, 23)
 # FP32 kernels in ORT and PyTorch sum in different orders; 1e-4 of the output's
 # range is far below what moves a heatmap argmax, and far above reordering noise.
 DEFAULT_RELATIVE_TOLERANCE = 1e-4
-
-
-class ExportError(EdgeposeError):
-    """Export failed or the exported graph disagrees with PyTorch."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 from edgepose import _optional
 from edgepose.card import ModelCard
 from edgepose.cuda import get_cuda
-from edgepose.errors import EdgeposeError, InputError, MissingDependencyError, ModelFileError
+from edgepose.errors import (EngineBuildError, InputError, MissingDependencyError,
+                             ModelFileError)
 from edgepose.io import atomic_path, write_bytes_atomic
 from edgepose.sidecar import HARDWARE_COMPATIBILITY, EngineInfo, sha256_of_bytes, write_sidecar
 from export.lint import check_onnx_for_tensorrt
@@ -83,10 +84,6 @@ TENSORRT_NAMES_AVOIDED: tuple[str, ...] = (
     "PREFER_PRECISION_CONSTRAINTS", "int8_calibrator", "set_calibration_profile",
     "platform_has_fast_fp16", "platform_has_fast_int8", "EXPLICIT_BATCH",
 )
-
-
-class EngineBuildError(EdgeposeError):
-    """TensorRT could not parse the ONNX file or build an engine from it."""
 
 
 def _check_batch(batch: Any, where: str) -> tuple[int, int, int]:
