@@ -332,6 +332,9 @@ def test_wrong_width_is_refused_with_shapes(tmp_path: Path) -> None:
 
 # --- ONNX ----------------------------------------------------------------------------------
 
+# 32 s on 2 cores; test_seed_families exports the same variant through export_model, whose
+# check runs ONNX Runtime against PyTorch at two batch sizes, in the default run.
+@pytest.mark.slow
 def test_onnx_runtime_matches_pytorch(tmp_path: Path) -> None:
     variant = parse_higherhrnet_variant("w8_128")
     model = build_higherhrnet(variant).eval()
