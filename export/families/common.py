@@ -95,6 +95,21 @@ def caffe_named_weights(model: torch.nn.Module, path: Path
     return state_dict, layout, f"{path} ({layout} layout)"
 
 
+def load_caffe_named(model: torch.nn.Module, checkpoint: str | Path,
+                     signatures: dict[str, str], variant: str) -> tuple[str, dict]:
+    """Strict load of CMU-named weights (caffe_named_weights); a mismatch names the other
+    variant whose signature key (`signatures`, as for variant_hint) the checkpoint holds.
+    Returns (layout, card source)."""
+    path = Path(checkpoint)
+    state_dict, layout, where = caffe_named_weights(model, path)
+    try:
+        load_strict(model, state_dict, source=where)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{variant_hint(set(state_dict), signatures, variant)}"
+                              ) from None
+    return layout, checkpoint_source(path, layout)
+
+
 def load_strictly(model: torch.nn.Module, checkpoint: str | Path,
                   raw: dict[str, torch.Tensor] | None = None) -> str:
     """Strict load of a .pth checkpoint (any recognised layout; `raw`: its tensors when

@@ -8,11 +8,9 @@ from pathlib import Path
 import torch
 
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
-from edgepose.errors import CheckpointError, InputError
-from export.checkpoints import load_strict
+from edgepose.errors import InputError
 from export.families.common import (OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD,
-                                    PreparedModel, caffe_named_weights, checkpoint_source,
-                                    variant_hint)
+                                    PreparedModel, load_caffe_named)
 from export.models import cpm
 
 # CPM's applyModel.m: the crop is 1.2 x the person rectangle's height.
@@ -66,15 +64,9 @@ def prepare_cpm(variant: str, checkpoint: str | Path | None, *,
         layout, source = "random-init", {"format": "random-init"}
     else:
         model = cpm.build_cpm(parsed)
-        path = Path(checkpoint)
-        state_dict, layout, where = caffe_named_weights(model, path)
-        try:
-            load_strict(model, state_dict, source=where)
-        except CheckpointError as exc:
-            hint = variant_hint(set(state_dict), {"centermap": "conv1_stage1.weight",
-                                                  "vgg": "conv4_7_CPM.weight"}, parsed.name_)
-            raise CheckpointError(f"{exc}{hint}") from None
-        source = checkpoint_source(path, layout)
+        layout, source = load_caffe_named(model, checkpoint, {"centermap": "conv1_stage1.weight",
+                                                              "vgg": "conv4_7_CPM.weight"},
+                                          parsed.name_)
     wrapped = cpm.CenterMapInput(model, cpm.INPUT_SIZE, cpm.INPUT_SIZE)
     return PreparedModel(wrapped, cpm_card(parsed, source), layout)
 

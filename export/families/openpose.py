@@ -7,11 +7,9 @@ from pathlib import Path
 import torch
 
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
-from edgepose.errors import CheckpointError, InputError
-from export.checkpoints import load_strict
+from edgepose.errors import InputError
 from export.families.common import (OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD,
-                                    PreparedModel, caffe_named_weights, checkpoint_source,
-                                    variant_hint)
+                                    PreparedModel, load_caffe_named)
 from export.models.openpose import STRIDE as OPENPOSE_STRIDE
 from export.models.openpose import OpenPoseVariant, build_openpose, parse_openpose_variant
 
@@ -72,15 +70,10 @@ def prepare_openpose(variant: str, checkpoint: str | Path | None, *,
                              relu_on_final_heatmaps=relu_on_final_heatmaps)
         return PreparedModel(model, card, "random-init")
     model = build_openpose(parsed, relu_on_final_heatmaps=relu_on_final_heatmaps)
-    path = Path(checkpoint)
-    state_dict, layout, source = caffe_named_weights(model, path)
-    try:
-        load_strict(model, state_dict, source=source)
-    except CheckpointError as exc:
-        hint = variant_hint(set(state_dict), {"coco18": "conv5_5_CPM_L1.weight",
-                                              "body25": "prelu4_2.weight"}, parsed.keypoints)
-        raise CheckpointError(f"{exc}{hint}") from None
-    card = openpose_card(parsed, size, checkpoint_source(path, layout),
+    layout, source = load_caffe_named(model, checkpoint, {"coco18": "conv5_5_CPM_L1.weight",
+                                                          "body25": "prelu4_2.weight"},
+                                      parsed.keypoints)
+    card = openpose_card(parsed, size, source,
                          relu_on_final_heatmaps=relu_on_final_heatmaps)
     return PreparedModel(model, card, layout)
 
