@@ -12,8 +12,7 @@ from edgepose.backends import open_runner
 from edgepose.card import ModelCard
 from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
 from edgepose.errors import InputError
-from edgepose.pipeline import AeBottomUpPipeline, BottomUpPipeline, TopDownPipeline
-from edgepose.pipeline import bottom_up_pipeline
+from edgepose.pipeline import Pipeline, pipeline_for
 from edgepose.poses import Poses
 
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - untrained model, poses are noise"
@@ -33,8 +32,7 @@ class Estimator(Closeable):
     close() (or `with`) closes the model.
     """
 
-    def __init__(self, pipeline: TopDownPipeline | BottomUpPipeline | AeBottomUpPipeline
-                 ) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.card: ModelCard = pipeline.card
         self.runner = pipeline.runner
@@ -84,32 +82,18 @@ def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None
          cuda_impl: str = "auto") -> Estimator:
     """Open `model` (.onnx on ONNX Runtime, .engine/.plan on TensorRT) as its card says.
 
-    Overrides of the card, each None to keep the card's: flip_test and refine
-    (top-down heatmap decoding; refine 'shift', 'dark', 'none', or 'princeton' /
-    'bearpaw' for Stacked Hourglass), integer_coords (Stacked Hourglass: whole-pixel
-    output), preset (bottom-up grouping constants: 'python', 'cmu', 'pose-ae-train',
-    'higherhrnet'). providers: ONNX Runtime execution providers; cuda_graph and
-    cuda_impl: TensorRT options. An override that does not apply to the model's
-    paradigm is an InputError.
+    Overrides of the card, each None to keep the card's: flip_test (top-down and
+    associative embedding), refine (top-down heatmap decoding: 'shift', 'dark',
+    'none', or 'princeton' / 'bearpaw' for Stacked Hourglass), integer_coords
+    (Stacked Hourglass: whole-pixel output), preset (bottom-up grouping constants:
+    'python', 'cmu', 'pose-ae-train', 'higherhrnet'). providers: ONNX Runtime
+    execution providers; cuda_graph and cuda_impl: TensorRT options. An override
+    that does not apply to the model's pipeline (pipeline_for) is an InputError.
     """
     runner = open_runner(model, providers, cuda_graph=cuda_graph, cuda_impl=cuda_impl)
     try:
-        card = runner.card
-        name = f"{card.family}/{card.variant}"
-        if card.paradigm == "bottom-up":
-            given = [parameter for parameter, value in (
-                ("flip_test", flip_test), ("refine", refine), ("integer_coords", integer_coords))
-                if value is not None]
-            if given:
-                raise InputError(f"{' and '.join(given)} do not apply to the bottom-up model "
-                                 f"{name}: it finds people in the whole frame")
-            pipeline = bottom_up_pipeline(runner, preset=preset)
-        else:
-            if preset is not None:
-                raise InputError(f"preset applies to bottom-up models only; {name} is "
-                                 "top-down")
-            pipeline = TopDownPipeline(runner, flip_test=flip_test, refine=refine,
-                                       integer=integer_coords)
+        pipeline = pipeline_for(runner, flip_test=flip_test, refine=refine, preset=preset,
+                                integer=integer_coords)
     except BaseException:
         runner.close()
         raise

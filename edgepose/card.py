@@ -5,7 +5,9 @@ Every ONNX file edgepose writes carries a card as JSON in
 ``<engine>.json``. The runtime reads nothing else to run a model, so the card is
 validated on load and each message names the field, the value and what is allowed.
 Keys this version does not know are kept and written back unchanged, so a newer
-exporter's additions survive a round trip through an older runtime.
+exporter's additions survive a round trip through an older runtime. Each decoder's
+settings are read once, at load, into one frozen spec per scheme (``decoder.spec``),
+which holds their defaults; ``input.crop`` likewise holds the top-down crop rule.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from edgepose.errors import CardError
+from edgepose.decode.ae import PRESETS as AE_PRESETS
+from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_SOURCES
+from edgepose.decode.paf import PRESETS as PAF_PRESETS
+from edgepose.decode.topdown import REFINE_METHODS, check_dark_kernel
+from edgepose.errors import CardError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
+from edgepose.preprocess import BOX_RULES, PADDING
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "edgepose"
@@ -25,7 +32,9 @@ PARADIGMS = ("top-down", "bottom-up")
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR")
 ROLES = ("heatmaps", "pafs", "tags", "heatmaps_hr", "center_map")
-REFINES = ("none", "shift", "dark", "udp")
+# decoder.refine: what TopDownDecoder implements. 'udp' was once listed here, but no
+# decoder implements it, so a card naming it is refused at load.
+REFINES = REFINE_METHODS
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -36,6 +45,10 @@ def _require(condition: bool, where: str, value: Any, allowed: str) -> None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_bool(where: str, value: Any) -> None:
+    _require(isinstance(value, bool), where, value, "true or false")
 
 
 def _split_known(cls: type, data: Mapping[str, Any], where: str) -> tuple[dict, dict]:
@@ -77,6 +90,31 @@ class InputSpec:
             object.__setattr__(self, name, tuple(float(v) for v in value))
         _require(all(v > 0 for v in self.std), "input.std", self.std, "three positive numbers")
         _require(_is_number(self.pad_value), "input.pad_value", self.pad_value, "a finite number")
+        object.__setattr__(self, "_crop", CropSpec(
+            **{key: self.extra[name] for key, name in (("rule", "box_rule"),
+                                                     ("padding", "box_padding"))
+               if name in self.extra}))
+
+    @property
+    def crop(self) -> "CropSpec":
+        """How a top-down model's person box becomes a crop (input.box_rule, box_padding)."""
+        return self._crop
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """A top-down crop: `rule` "fit" (HRNet: the box grown to the input's aspect) or
+    "height" (CPM: the box height alone), the box scaled by `padding`. Read from the
+    card's input.box_rule and input.box_padding."""
+
+    rule: str = BOX_RULES[0]
+    padding: float = PADDING
+
+    def __post_init__(self) -> None:
+        _require(self.rule in BOX_RULES, "input.box_rule", self.rule, f"one of {BOX_RULES}")
+        _require(_is_number(self.padding) and self.padding > 0, "input.box_padding",
+                 self.padding, "a positive number")
+        object.__setattr__(self, "padding", float(self.padding))
 
 
 @dataclass(frozen=True)
@@ -98,18 +136,121 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class TopDownSpec:
+    """decoder "topdown" (HRNet heatmaps): `refine` none | shift (HRNet's quarter pixel) |
+    dark, with DARK's blur size `dark_kernel` (mmpose's 11 when the card has none)."""
+
+    refine: str = "shift"
+    dark_kernel: int = 11
+    flip_test: bool = False
+
+    def __post_init__(self) -> None:
+        _check_refine(self.refine)
+        try:
+            object.__setattr__(self, "dark_kernel", check_dark_kernel(self.dark_kernel))
+        except InputError as exc:
+            raise CardError(f"model card field 'decoder.dark_kernel' is {self.dark_kernel!r}; "
+                            f"expected a positive odd integer ({exc})") from None
+        _check_bool("decoder.flip_test", self.flip_test)
+
+
+@dataclass(frozen=True)
+class HourglassSpec:
+    """decoder "hourglass" (Stacked Hourglass): the quarter-pixel rule of the port the
+    weights come from, `source` princeton | bearpaw; `integer`: the ports' whole-pixel
+    output coordinates."""
+
+    source: str = HOURGLASS_SOURCES[0]
+    integer: bool = False
+    flip_test: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.source in HOURGLASS_SOURCES, "decoder.source", self.source,
+                 f"one of {HOURGLASS_SOURCES}")
+        _check_bool("decoder.integer", self.integer)
+        _check_bool("decoder.flip_test", self.flip_test)
+
+
+@dataclass(frozen=True)
+class CpmSpec:
+    """decoder "cpm" (Convolutional Pose Machines): argmax of upsampled belief maps;
+    `background`: the maps end with a background channel."""
+
+    background: bool = True
+    flip_test: bool = False
+
+    def __post_init__(self) -> None:
+        _check_bool("decoder.background", self.background)
+        _check_bool("decoder.flip_test", self.flip_test)
+
+
+@dataclass(frozen=True)
+class PafSpec:
+    """decoder "paf" (OpenPose part affinity fields): grouping constants `preset`
+    python | cmu (PafParams). PAF grouping has no flip test."""
+
+    preset: str = PAF_PRESETS[0]
+    flip_test: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.preset in PAF_PRESETS, "decoder.preset", self.preset,
+                 f"one of {PAF_PRESETS}")
+        _require(self.flip_test is False, "decoder.flip_test", self.flip_test,
+                 "false (PAF grouping has no flip test)")
+
+
+@dataclass(frozen=True)
+class AeSpec:
+    """decoder "ae" (associative embedding: AE, HigherHRNet): grouping constants
+    `preset` pose-ae-train | higherhrnet (AeParams)."""
+
+    preset: str = AE_PRESETS[0]
+    flip_test: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.preset in AE_PRESETS, "decoder.preset", self.preset,
+                 f"one of {AE_PRESETS}")
+        _check_bool("decoder.flip_test", self.flip_test)
+
+
+SchemeSpec = TopDownSpec | HourglassSpec | CpmSpec | PafSpec | AeSpec
+# decoder.name → the spec of its settings; the decoders the runtime implements.
+SCHEMES: Mapping[str, type] = {"topdown": TopDownSpec, "hourglass": HourglassSpec,
+                               "cpm": CpmSpec, "paf": PafSpec, "ae": AeSpec}
+
+
+def _check_refine(refine: Any) -> None:
+    hint = " ('udp' is implemented by no decoder)" if refine == "udp" else ""
+    _require(refine in REFINES, "decoder.refine", refine, f"one of {REFINES}{hint}")
+
+
+@dataclass(frozen=True)
 class DecoderSpec:
+    """The card's decoder section as written: name, refine, flip_test, and the
+    scheme's own keys flat beside them (kept in `extra`). `spec` is the typed,
+    validated view the runtime reads, built here, once. `refine` is checked for
+    every card but only "topdown" uses it (the others' rules are fixed or named by
+    their own keys)."""
+
     name: str
     refine: str = "shift"
     flip_test: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.name, str) and bool(self.name), "decoder.name", self.name,
-                 "a decoder name such as 'topdown'")
-        _require(self.refine in REFINES, "decoder.refine", self.refine, f"one of {REFINES}")
-        _require(isinstance(self.flip_test, bool), "decoder.flip_test", self.flip_test,
-                 "true or false")
+        _require(isinstance(self.name, str) and self.name in SCHEMES, "decoder.name",
+                 self.name, f"one of {tuple(SCHEMES)}")
+        _check_refine(self.refine)
+        _check_bool("decoder.flip_test", self.flip_test)
+        scheme = SCHEMES[self.name]
+        given = {"refine": self.refine, "flip_test": self.flip_test, **self.extra}
+        object.__setattr__(self, "_spec", scheme(
+            **{f.name: given[f.name] for f in fields(scheme) if f.name in given}))
+
+    @property
+    def spec(self) -> SchemeSpec:
+        """The decoder's settings, typed, with the defaults of those the card leaves out."""
+        return self._spec
 
 
 @dataclass(frozen=True)

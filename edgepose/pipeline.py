@@ -1,35 +1,35 @@
 """Pipelines: a frame in, Poses out, driven by the runner's ModelCard alone.
 
-TopDownPipeline crops person boxes; BottomUpPipeline (OpenPose PAFs) and
+TopDownPipeline crops person boxes; PafPipeline (OpenPose PAFs) and
 AeBottomUpPipeline (associative embedding: AE, HigherHRNet) run the whole frame
-and group parts into people; bottom_up_pipeline picks one by the card. Each
-refuses frames above MAX_FRAME_PIXELS, and close() (or ``with``) closes its runner.
+and group parts into people; pipeline_for picks one by the card. Each refuses
+frames above MAX_FRAME_PIXELS, and close() (or ``with``) closes its runner.
 
 Shape letters: N people, K keypoints, H, W heatmap size.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from edgepose._closing import Closeable
 from edgepose.backends.base import Runner
-from edgepose.card import InputSpec, ModelCard
+from edgepose.card import AeSpec, CpmSpec, HourglassSpec, InputSpec, ModelCard, PafSpec
+from edgepose.card import TopDownSpec
 from edgepose.decode.ae import AeDecoder, AeParams, aggregate_higherhrnet, resize_bilinear
 from edgepose.decode.ae import average_flip as ae_average_flip
 from edgepose.decode.cpm import CpmDecoder
 from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_REFINES
 from edgepose.decode.hourglass import HourglassDecoder
 from edgepose.decode.paf import ImageMaps, PafDecoder, PafParams
-from edgepose.decode.topdown import TopDownDecoder, average_flip, check_dark_kernel
+from edgepose.decode.topdown import TopDownDecoder, average_flip
 from edgepose.errors import CardError, DecodeError, InputError
 from edgepose.keypoints import get_keypoint_set
 from edgepose.poses import Poses
 from edgepose.preprocess import (
     affine_matrices,
-    box_rule,
     crop_centers_scales,
     crop_batch,
     normalize_to_tensor,
@@ -45,7 +45,7 @@ DEFAULT_CHUNK = 16
 # Largest frame (height × width) every pipeline accepts: 2**25 pixels, room for 8K UHD
 # (7680x4320). Chosen so that a frame at the limit keeps OpenPose (368x656 input, ONNX
 # Runtime on the CPU) within the 1.5 GB peak-memory goal of issue 21: besides the model,
-# BottomUpPipeline then holds the frame (3 bytes per pixel) and one map channel at image
+# PafPipeline then holds the frame (3 bytes per pixel) and one map channel at image
 # size (4 bytes per pixel), its smoothing working a band of rows at a time.
 MAX_FRAME_PIXELS = 2 ** 25
 
@@ -99,12 +99,11 @@ class TopDownPipeline(_Pipeline):
     """Frame + person boxes → crops → runner (in chunks) → decode → image-space Poses.
 
     `flip_test` and `refine` override the card's decoder settings when given;
-    `box_padding` overrides the card's (input.extra "box_padding", else HRNet's 1.25).
-    The card's input.extra "box_rule" picks how a box becomes a crop: "fit" (HRNet:
-    the box grown to the input's aspect) or "height" (CPM: the box height alone).
-    Decoders: "topdown" (HRNet heatmaps), "cpm" (belief maps with a background
-    channel, upsampled to the input size) and "hourglass" (the Princeton or bearpaw
-    quarter-pixel rule, card decoder.extra "source").
+    `box_padding` overrides the card's (card.input.crop, which also gives the rule
+    by which a box becomes a crop). Decoders: "topdown" (HRNet heatmaps), "cpm"
+    (belief maps with a background channel, upsampled to the input size) and
+    "hourglass" (the Princeton or bearpaw quarter-pixel rule of the card's source),
+    set up by the card's decoder.spec (top_down_decoder).
     `chunk`: people per runner call, at most the runner's max batch (default: that
     max batch, DEFAULT_CHUNK when the batch axis is dynamic).
 
@@ -129,13 +128,11 @@ class TopDownPipeline(_Pipeline):
         self.runner = runner
         self.card = card
         self.keypoint_set = get_keypoint_set(card.keypoints)
-        self.flip_test = card.decoder.flip_test if flip_test is None else flip_test
+        self.flip_test = card.decoder.spec.flip_test if flip_test is None else flip_test
         self.decoder = top_down_decoder(card, refine, integer)
-        try:
-            self.box_rule, card_padding = box_rule(card.input)
-        except CardError as exc:
-            raise CardError(f"{card.family}/{card.variant}: {exc}") from None
-        self.box_padding = card_padding if box_padding is None else box_padding
+        crop = card.input.crop
+        self.box_rule = crop.rule
+        self.box_padding = crop.padding if box_padding is None else box_padding
         self.heatmap_name = card.output("heatmaps").name
         spec = card.input
         self.input_size = (spec.width, spec.height)
@@ -256,35 +253,28 @@ def top_down_decoder(card: ModelCard, refine: str | None = None, integer: bool |
                      ) -> TopDownDecoder | CpmDecoder | HourglassDecoder:
     """The decoder a top-down card names; `refine` overrides the card's refinement, and
     `integer` asks for the hourglass ports' original whole-pixel output coordinates."""
-    if integer is not None and card.decoder.name != "hourglass":
+    spec = card.decoder.spec
+    if integer is not None and not isinstance(spec, HourglassSpec):
         raise InputError("whole-pixel output coordinates are an option of the Stacked "
                          f"Hourglass ports only; {card.family}/{card.variant} decodes "
                          "sub-pixel")
-    if card.decoder.name == "hourglass":
+    if isinstance(spec, HourglassSpec):
         # Each port's quarter-pixel rule by name; the card's is that of the weights' source.
         if refine not in (None, *HOURGLASS_REFINES):
             raise InputError(f"hourglass refinement is one of {HOURGLASS_REFINES} (the card's "
-                             f"default: {card.decoder.extra.get('source')}); got {refine!r}")
-        return HourglassDecoder(refine=refine or card.decoder.extra.get("source", "princeton"),
-                                integer=bool(card.decoder.extra.get("integer", False))
-                                if integer is None else integer)
-    if card.decoder.name == "cpm":
+                             f"default: {spec.source}); got {refine!r}")
+        return HourglassDecoder(refine=refine or spec.source,
+                                integer=spec.integer if integer is None else integer)
+    if isinstance(spec, CpmSpec):
         if refine not in (None, "none"):
             raise InputError(f"CPM decoding is the published argmax of upsampled maps; "
                              f"refine {refine!r} does not apply (use 'none')")
-        return CpmDecoder(stride=card.output("heatmaps").stride,
-                          background=bool(card.decoder.extra.get("background", True)))
-    if card.decoder.name != "topdown":
+        return CpmDecoder(stride=card.output("heatmaps").stride, background=spec.background)
+    if not isinstance(spec, TopDownSpec):
         raise CardError(f"{card.family}/{card.variant}: decoder {card.decoder.name!r} is not a "
                         "top-down decoder (topdown, cpm, hourglass)")
-    try:
-        # Cards written before the key existed decode DARK with mmpose's default blur.
-        dark_kernel = check_dark_kernel(card.decoder.extra.get("dark_kernel", 11))
-    except InputError as exc:
-        raise CardError(f"{card.family}/{card.variant}: card field decoder.dark_kernel: "
-                        f"{exc}") from None
-    return TopDownDecoder(refine=card.decoder.refine if refine is None else refine,
-                          dark_kernel=dark_kernel)
+    return TopDownDecoder(refine=spec.refine if refine is None else refine,
+                          dark_kernel=spec.dark_kernel)
 
 
 def keypoint_boxes(xy: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -301,7 +291,7 @@ def keypoint_boxes(xy: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return boxes
 
 
-class BottomUpPipeline(_Pipeline):
+class PafPipeline(_Pipeline):
     """Frame → resize/pad to the input → runner → maps at image size → PAF grouping → Poses.
 
     As the OpenPose Python port: the frame is resized keeping its aspect
@@ -316,7 +306,7 @@ class BottomUpPipeline(_Pipeline):
     rather than resized to its height alone (see resize_pad_for_bottom_up).
 
     preset: 'python' or 'cmu' (PafParams presets); None takes the card's
-    decoder.extra["preset"], 'python' when absent. Poses.boxes are the boxes
+    (decoder.spec, a PafSpec). Poses.boxes are the boxes
     around each person's found keypoints; person_scores are the decoder's.
     """
 
@@ -324,19 +314,20 @@ class BottomUpPipeline(_Pipeline):
         card: ModelCard = runner.card
         if card.paradigm != "bottom-up":
             raise InputError(
-                f"{card.family}/{card.variant} is a {card.paradigm} model; BottomUpPipeline "
+                f"{card.family}/{card.variant} is a {card.paradigm} model; PafPipeline "
                 "needs a bottom-up model"
             )
-        if card.decoder.name != "paf":
+        spec = card.decoder.spec
+        if not isinstance(spec, PafSpec):
             raise CardError(
                 f"model card decoder of {card.family}/{card.variant} is "
-                f"{card.decoder.name!r}; BottomUpPipeline decodes 'paf' models only"
+                f"{card.decoder.name!r}; PafPipeline decodes 'paf' models only"
             )
         self.runner = runner
         self.card = card
         self.keypoint_set = get_keypoint_set(card.keypoints)
-        name = card.decoder.extra.get("preset", "python") if preset is None else preset
-        self.decoder = PafDecoder(self.keypoint_set, PafParams.preset(name))
+        self.decoder = PafDecoder(self.keypoint_set,
+                                  PafParams.preset(spec.preset if preset is None else preset))
         paf_spec, heatmap_spec = card.output("pafs"), card.output("heatmaps")
         if paf_spec.stride != heatmap_spec.stride:
             raise CardError(
@@ -377,7 +368,7 @@ class BottomUpPipeline(_Pipeline):
 class AeBottomUpPipeline(_Pipeline):
     """Frame → fitted into the input → runner → AE grouping → Poses (AE, HigherHRNet).
 
-    The frame is fitted into the card's fixed input size as BottomUpPipeline does.
+    The frame is fitted into the card's fixed input size as PafPipeline does.
     pose-ae-train groups on its stride-4 maps; HigherHRNet first averages its two
     resolutions (aggregate_higherhrnet) and resizes the maps to the input size, its
     PROJECT2IMAGE, and groups there. Grouped coordinates carry the sources' half
@@ -386,22 +377,22 @@ class AeBottomUpPipeline(_Pipeline):
     run: one scale per frame.
 
     preset: 'pose-ae-train' or 'higherhrnet' (AeParams presets); None takes the
-    card's decoder.extra["preset"]. flip_test: also run the mirrored frame,
+    card's (decoder.spec, an AeSpec). flip_test: also run the mirrored frame,
     average the heatmaps and stack the tags (D = 2), as both sources do.
     """
 
     def __init__(self, runner: Runner, *, preset: str | None = None,
                  flip_test: bool | None = None) -> None:
         card: ModelCard = runner.card
-        if card.paradigm != "bottom-up" or card.decoder.name != "ae":
+        spec = card.decoder.spec
+        if card.paradigm != "bottom-up" or not isinstance(spec, AeSpec):
             raise CardError(f"{card.family}/{card.variant} ({card.paradigm}, decoder "
                             f"{card.decoder.name!r}) is not an associative-embedding model")
         self.runner = runner
         self.card = card
         self.keypoint_set = get_keypoint_set(card.keypoints)
-        name = card.decoder.extra.get("preset", "pose-ae-train") if preset is None else preset
-        self.decoder = AeDecoder(AeParams.preset(name))
-        self.flip_test = card.decoder.flip_test if flip_test is None else flip_test
+        self.decoder = AeDecoder(AeParams.preset(spec.preset if preset is None else preset))
+        self.flip_test = spec.flip_test if flip_test is None else flip_test
         self.heatmap_name = card.output("heatmaps").name
         self.tag_name = card.output("tags").name
         high = [o for o in card.outputs if o.role == "heatmaps_hr"]
@@ -444,9 +435,48 @@ class AeBottomUpPipeline(_Pipeline):
                      keypoint_set=self.keypoint_set.name, boxes=keypoint_boxes(xy, scores))
 
 
+# Kept for the code that imports the old name: it was PAF-only all along.
+BottomUpPipeline = PafPipeline
+
+Pipeline = TopDownPipeline | PafPipeline | AeBottomUpPipeline
+
+
+def pipeline_for(runner: Runner, **overrides: Any) -> Pipeline:
+    """The pipeline the runner's card names: TopDownPipeline for top-down cards, and for
+    bottom-up ones AeBottomUpPipeline when the decoder is "ae", PafPipeline otherwise.
+
+    overrides: the chosen pipeline's keyword arguments (top-down: flip_test, refine,
+    integer, box_padding, chunk; PAF: preset; AE: preset, flip_test); None keeps the
+    card's. One that the chosen pipeline does not take is an InputError.
+    """
+    card: ModelCard = runner.card
+    name = f"{card.family}/{card.variant}"
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if card.paradigm == "top-down":
+        pipeline: type[Pipeline] = TopDownPipeline
+        accepted = ("flip_test", "refine", "integer", "box_padding", "chunk")
+    elif isinstance(card.decoder.spec, AeSpec):
+        pipeline, accepted = AeBottomUpPipeline, ("preset", "flip_test")
+    else:
+        pipeline, accepted = PafPipeline, ("preset",)
+    refused = [key for key in given if key not in accepted]
+    if refused:
+        names = " and ".join(refused)
+        if card.paradigm == "top-down":
+            verb = "applies" if len(refused) == 1 else "apply"
+            raise InputError(f"{names} {verb} to bottom-up models only; {name} is top-down")
+        verb = "does" if len(refused) == 1 else "do"
+        raise InputError(f"{names} {verb} not apply to the bottom-up model {name} (decoder "
+                         f"{card.decoder.name!r}, which takes {', '.join(accepted)}): it "
+                         "finds people in the whole frame")
+    return pipeline(runner, **given)
+
+
 def bottom_up_pipeline(runner: Runner, *, preset: str | None = None
-                       ) -> BottomUpPipeline | AeBottomUpPipeline:
-    """The bottom-up pipeline of the card's decoder: PAF grouping or associative embedding."""
-    if runner.card.decoder.name == "ae":
-        return AeBottomUpPipeline(runner, preset=preset)
-    return BottomUpPipeline(runner, preset=preset)
+                       ) -> PafPipeline | AeBottomUpPipeline:
+    """The bottom-up pipeline of the card's decoder: pipeline_for for bottom-up cards."""
+    if runner.card.paradigm != "bottom-up":
+        card = runner.card
+        raise InputError(f"{card.family}/{card.variant} is a {card.paradigm} model; "
+                         "bottom_up_pipeline needs a bottom-up model")
+    return pipeline_for(runner, preset=preset)

@@ -81,6 +81,7 @@ import cv2
 import numpy as np
 
 from edgepose import _optional
+from edgepose.decode.maps import flip_back, resize_channels
 from edgepose.errors import DecodeError, InputError
 
 PRESETS = ("pose-ae-train", "higherhrnet")
@@ -233,11 +234,7 @@ def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     width, height = (int(v) for v in size)
     if width < 1 or height < 1:
         raise InputError(f"size must be (width, height) >= 1, got {size!r}")
-    out = np.empty((maps.shape[0], height, width), dtype=maps.dtype)
-    for c in range(maps.shape[0]):
-        cv2.resize(np.ascontiguousarray(maps[c]), (width, height), dst=out[c],
-                   interpolation=cv2.INTER_LINEAR)
-    return out
+    return resize_channels(maps, (width, height), cv2.INTER_LINEAR)
 
 
 def aggregate_higherhrnet(output0: np.ndarray, output1: np.ndarray, num_keypoints: int = 17
@@ -269,16 +266,7 @@ def flip_back_maps(maps: np.ndarray, flip_permutation: np.ndarray) -> np.ndarray
     Mirrored along W, and channel c taken from flip_permutation[c]
     (KeypointSet.flip_permutation()); no pixel shift, as in both sources.
     """
-    maps = _float_maps(maps, "flipped maps", 3)
-    permutation = np.asarray(flip_permutation)
-    count = maps.shape[0]
-    if permutation.shape != (count,) or not np.issubdtype(permutation.dtype, np.integer) \
-            or not np.array_equal(np.sort(permutation), np.arange(count)):
-        raise InputError(
-            f"flip_permutation must be a permutation of 0..{count - 1}, got "
-            f"{permutation.tolist() if permutation.size <= 32 else permutation.shape}; "
-            f"use KeypointSet.flip_permutation()")
-    return maps[permutation, :, ::-1].copy()
+    return flip_back(_float_maps(maps, "flipped maps", 3), flip_permutation)
 
 
 def average_flip(heatmaps: np.ndarray, tags: np.ndarray, heatmaps_flipped: np.ndarray,

@@ -53,6 +53,7 @@ from edgepose.decode.paf_peaks import Peaks, float_maps, heatmap_peaks
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
 from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401
+from edgepose.decode.maps import check_finite
 from edgepose.errors import DecodeError, InputError
 from edgepose.keypoints import KeypointSet, get_keypoint_set
 
@@ -457,15 +458,7 @@ def _check_maps(maps: object, name: str) -> np.ndarray | ImageMaps:
         raise DecodeError(f"{name} must be a float array, got dtype {array.dtype}")
     if array.shape[1] < 1 or array.shape[2] < 1:
         raise DecodeError(f"{name} must have H, W >= 1, got shape {array.shape}")
-    if not np.isfinite(array.sum(dtype=np.float64)):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            c, y, x = (int(v) for v in np.argwhere(bad)[0])
-            raise DecodeError(
-                f"{name} hold {int(bad.sum())} NaN/inf values (first at channel {c}, y={y}, "
-                f"x={x}); expected finite network outputs — check the engine's precision "
-                f"and the input normalisation"
-            )
+    check_finite(array, name, ("channel",))
     return array
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgepose.decode import maps
+from edgepose.decode.maps import check_finite
 from edgepose.errors import DecodeError, InputError
 from edgepose.preprocess import heatmap_to_image
 
@@ -36,18 +38,7 @@ def _check_heatmaps(heatmaps: object, name: str = "heatmaps") -> np.ndarray:
 
 
 def _check_finite(heatmaps: np.ndarray) -> None:
-    # A sum is finite iff every term is (barring overflow), and costs no
-    # temporary array; only a bad sum pays for locating the culprit.
-    if np.isfinite(heatmaps.sum(dtype=np.float64)):
-        return
-    bad = ~np.isfinite(heatmaps)
-    if bad.any():
-        n, k, y, x = (int(v) for v in np.argwhere(bad)[0])
-        raise DecodeError(
-            f"heatmaps hold {int(bad.sum())} NaN/inf values (first at person {n}, "
-            f"keypoint {k}, y={y}, x={x}); expected finite network outputs — check the "
-            f"engine's precision and the input normalisation"
-        )
+    check_finite(heatmaps, "heatmaps", ("person", "keypoint"))
 
 
 def check_dark_kernel(kernel: int) -> int:
@@ -206,18 +197,6 @@ def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) -> n
     return coords
 
 
-def _check_permutation(flip_permutation: object, k: int) -> np.ndarray:
-    permutation = np.asarray(flip_permutation)
-    if permutation.shape != (k,) or not np.issubdtype(permutation.dtype, np.integer) \
-            or not np.array_equal(np.sort(permutation), np.arange(k)):
-        raise InputError(
-            f"flip_permutation must be a permutation of 0..{k - 1} (shape ({k},)), got "
-            f"{permutation.tolist() if permutation.size <= 32 else permutation.shape}; "
-            f"use KeypointSet.flip_permutation()"
-        )
-    return permutation
-
-
 def flip_back(
     heatmaps_flipped: np.ndarray, flip_permutation: np.ndarray, shift: bool = True
 ) -> np.ndarray:
@@ -230,11 +209,7 @@ def flip_back(
     the feature misalignment of the mirrored input).
     """
     heatmaps_flipped = _check_heatmaps(heatmaps_flipped, "heatmaps_flipped")
-    permutation = _check_permutation(flip_permutation, heatmaps_flipped.shape[1])
-    out = heatmaps_flipped[:, permutation, :, ::-1]  # fancy index: a fresh array
-    if shift:
-        out[..., 1:] = out[..., :-1]  # numpy buffers overlapping copies
-    return out
+    return maps.flip_back(heatmaps_flipped, flip_permutation, shift)
 
 
 def average_flip(

@@ -1,4 +1,4 @@
-"""BottomUpPipeline end to end with a stand-in runner that 'sees' known people.
+"""PafPipeline end to end with a stand-in runner that 'sees' known people.
 
 The runner answers with OpenPose maps rendered at its output resolution from
 people given in image pixels, placed where the card's resize/pad puts them; a
@@ -16,7 +16,7 @@ from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
 from edgepose.decode.paf import PafParams
 from edgepose.errors import CardError, InputError
 from edgepose.keypoints import COCO18
-from edgepose.pipeline import BottomUpPipeline, keypoint_boxes
+from edgepose.pipeline import PafPipeline, keypoint_boxes
 from edgepose.preprocess import (
     bottom_up_to_image,
     image_to_bottom_up,
@@ -76,7 +76,7 @@ def test_known_people_come_back_in_image_pixels():
     size = (360, 400)  # fitted into 256x320 at scale 0.711: 36 columns of padding
     people = np.stack([_person((110, 60), 260, seed=1), _person((290, 80), 230, seed=2)])
     runner = PeopleRunner(_card(), people, size=size)
-    poses = BottomUpPipeline(runner)(np.full((*size, 3), GRAY, np.uint8))
+    poses = PafPipeline(runner)(np.full((*size, 3), GRAY, np.uint8))
     assert len(poses) == 2
     order = np.argsort(poses.xy[:, 1, 0])  # by neck x
     error = np.abs(poses.xy[order] - people).max()
@@ -90,7 +90,7 @@ def test_known_people_come_back_in_image_pixels():
 
 def test_the_network_input_is_the_normalised_padded_frame():
     runner = PeopleRunner(_card())
-    BottomUpPipeline(runner)(np.full((360, 400, 3), GRAY, np.uint8))
+    PafPipeline(runner)(np.full((360, 400, 3), GRAY, np.uint8))
     (tensor,) = runner.feeds
     assert tensor.shape == (1, 3, HEIGHT, WIDTH) and tensor.dtype == np.float32
     # 400 x 0.711 = 284 image columns, then 36 of padding at 128: value/256 − 0.5.
@@ -99,13 +99,13 @@ def test_the_network_input_is_the_normalised_padded_frame():
 
 
 def test_an_empty_frame_gives_no_people():
-    poses = BottomUpPipeline(PeopleRunner(_card()))(np.full((360, 400, 3), GRAY, np.uint8))
+    poses = PafPipeline(PeopleRunner(_card()))(np.full((360, 400, 3), GRAY, np.uint8))
     assert len(poses) == 0 and poses.boxes.shape == (0, 4) and poses.keypoint_set == "coco18"
 
 
 def test_an_image_smaller_than_the_stride_is_refused():
     with pytest.raises(InputError, match="smaller than the model's stride 8"):
-        BottomUpPipeline(PeopleRunner(_card()))(np.zeros((5, 400, 3), np.uint8))
+        PafPipeline(PeopleRunner(_card()))(np.zeros((5, 400, 3), np.uint8))
 
 
 @pytest.mark.parametrize("card_preset, argument, expected", [
@@ -114,7 +114,7 @@ def test_an_image_smaller_than_the_stride_is_refused():
     ("cmu", "python", PafParams.python()),  # the argument wins
 ])
 def test_preset_comes_from_the_card_unless_given(card_preset, argument, expected):
-    pipeline = BottomUpPipeline(PeopleRunner(_card(preset=card_preset)), preset=argument)
+    pipeline = PafPipeline(PeopleRunner(_card(preset=card_preset)), preset=argument)
     assert pipeline.decoder.params == expected
 
 
@@ -126,7 +126,7 @@ def test_preset_comes_from_the_card_unless_given(card_preset, argument, expected
 ])
 def test_cards_it_cannot_run_are_refused(card, preset, error, match):
     with pytest.raises(error, match=match):
-        BottomUpPipeline(PeopleRunner(card), preset=preset)
+        PafPipeline(PeopleRunner(card), preset=preset)
 
 
 @pytest.mark.parametrize("size, target_width, padded_shape, pad", [

@@ -13,7 +13,7 @@ from edgepose.errors import InputError
 from edgepose.pipeline import (
     MAX_FRAME_PIXELS,
     AeBottomUpPipeline,
-    BottomUpPipeline,
+    PafPipeline,
     TopDownPipeline,
 )
 
@@ -56,7 +56,7 @@ def _paf():
                      input=InputSpec("input", SIZE, SIZE),
                      outputs=(OutputSpec("pafs", "pafs", 8), OutputSpec("heatmaps", "heatmaps", 8)),
                      decoder=DecoderSpec("paf", refine="none"))
-    return BottomUpPipeline(ZeroRunner(card, {"pafs": 38, "heatmaps": 19}))
+    return PafPipeline(ZeroRunner(card, {"pafs": 38, "heatmaps": 19}))
 
 
 def _ae():
