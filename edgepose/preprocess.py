@@ -19,7 +19,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edgepose.errors import CardError, InputError
+from edgepose.errors import InputError
 
 PIXEL_STD = 200.0
 PADDING = 1.25
@@ -107,29 +107,16 @@ def box_height_to_center_scale(
 BOX_RULES = ("fit", "height")
 
 
-def box_rule(spec: Any) -> tuple[str, float]:
-    """A card input's (box rule, box padding): input.extra "box_rule" ("fit", HRNet's, by
-    default) and "box_padding" (1.25 by default); CardError for values it cannot use."""
-    rule = spec.extra.get("box_rule", "fit")
-    padding = spec.extra.get("box_padding", PADDING)
-    if rule not in BOX_RULES:
-        raise CardError(f"input.extra.box_rule {rule!r} is not one of {BOX_RULES}")
-    if isinstance(padding, bool) or not isinstance(padding, (int, float)) or not (
-            np.isfinite(padding) and padding > 0):
-        raise CardError(f"input.extra.box_padding {padding!r} is not a positive number")
-    return rule, float(padding)
-
-
 def crop_centers_scales(boxes: np.ndarray, spec: Any,
                         padding: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Crop centers and scales (N, 2) for boxes (N, 4) xywh, by a card input's box rule.
 
-    spec: the card's InputSpec (size and extra). padding overrides the card's.
+    spec: the card's InputSpec (its size, and its crop rule: spec.crop, checked when the
+    card was read). padding overrides the card's.
     """
-    rule, card_padding = box_rule(spec)
-    padding = card_padding if padding is None else padding
+    padding = spec.crop.padding if padding is None else padding
     aspect = spec.width / spec.height
-    if rule == "height":
+    if spec.crop.rule == "height":
         return box_height_to_center_scale(boxes, aspect, padding)
     return box_to_center_scale(boxes, aspect, padding=padding)
 
