@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -191,26 +191,14 @@ def write_all_atomic(files: list[tuple[str | Path, bytes]]) -> list[Path]:
     """Write several files so that a failure leaves none of them changed.
 
     Every temporary file is written before the first rename, so an error while
-    encoding or writing any of them (a full disk) replaces nothing.
+    staging or writing any of them (a missing folder, a full disk) replaces nothing.
     """
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for destination, data in files:
-            destination = Path(destination)
-            folder = _output_folder(destination)
-            remove_stale_scratch(folder)
-            handle, temporary = _make_scratch_file(folder, destination.name, "output")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temporary, 0o666 & ~_umask())
-            staged.append((Path(temporary), destination))
-        for temporary, destination in staged:
-            os.replace(temporary, destination)
-    finally:
-        for temporary, _ in staged:
-            if temporary.exists():
-                temporary.unlink()
-    return [destination for _, destination in staged]
+    with ExitStack() as stack:
+        staged = [(stack.enter_context(atomic_path(destination)), data)
+                  for destination, data in files]
+        for temporary, data in staged:
+            temporary.write_bytes(data)
+    return [Path(destination) for destination, _ in files]
 
 
 def json_bytes(destination: str | Path, payload: Any) -> bytes:
