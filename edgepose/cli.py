@@ -165,11 +165,9 @@ def _run_build(args: argparse.Namespace) -> int:
         from export.tensorrt import BuildConfig, build_engine, parse_batch_range, parse_size
     except ImportError as exc:
         raise _workstation_import("build", "trt")(exc) from None
+    # The timing cache is read and written back: an output that may exist, never the ONNX.
     _check_paths({"--out": args.out, "the sidecar of --out": args.out.with_name(
-        args.out.name + ".json")}, {"onnx": args.onnx, "--timing-cache": None})
-    if args.timing_cache is not None:
-        _check_paths({"--timing-cache": args.timing_cache},
-                     {"onnx": args.onnx, "--out": args.out})
+        args.out.name + ".json"), "--timing-cache": args.timing_cache}, {"onnx": args.onnx})
     config = BuildConfig(
         batch=parse_batch_range(args.batch),
         workspace=parse_size(args.workspace) if args.workspace else None,
