@@ -39,6 +39,15 @@ _log = logging.getLogger(__name__)
 _now_ns: Callable[[], int] = time.perf_counter_ns
 
 
+def _open_timed(factory: RunnerFactory | None, path: Path, cuda_graph: bool
+                ) -> tuple[Any, float, int | None]:
+    """(runner, milliseconds it took to open, resident memory before it opened)."""
+    rss_before, _ = host_memory()
+    began = _now_ns()
+    runner = (factory or open_profiling_runner)(path, cuda_graph=cuda_graph)
+    return runner, (_now_ns() - began) / 1e6, rss_before
+
+
 @dataclass(frozen=True)
 class _CallTimes:
     """One call: host stages in ns; CUDA-event stages in ms (None without GPU timing)."""
@@ -196,11 +205,7 @@ def profile_model(model_path: str | Path, *, batch_sizes: Sequence[int] = (1,),
     frame, source = load_frame(image)
     height, width = frame.shape[:2]
     fixed = fixed_boxes(boxes, width, height)
-    factory = runner_factory or open_profiling_runner
-    rss_before, _ = host_memory()
-    began = _now_ns()
-    runner = factory(path, cuda_graph=cuda_graph)
-    load_ms = (_now_ns() - began) / 1e6
+    runner, load_ms, rss_before = _open_timed(runner_factory, path, cuda_graph)
     with runner:
         facts = runner_facts(runner, path)
         check_batches_fit(runner, facts, path, sizes)
@@ -214,7 +219,7 @@ def profile_model(model_path: str | Path, *, batch_sizes: Sequence[int] = (1,),
         card = runner.card
     layer_times: tuple[LayerTime, ...] = ()
     if layers:
-        layer_times = _profile_layers(path, factory, frame,
+        layer_times = _profile_layers(path, runner_factory or open_profiling_runner, frame,
                                       boxes_for(sizes[0], fixed, width, height), progress)
     return ModelProfile(
         path=str(path), name=path.name, backend="tensorrt" if is_engine(path) else "onnxruntime",
@@ -322,11 +327,7 @@ def profile_video(model_path: str | Path, video: str | Path, *,
         height, width = frame.shape[:2]
         if isinstance(boxes, np.ndarray):
             fixed_boxes(boxes, width, height)  # a bad box fails before the model loads
-        factory = runner_factory or open_profiling_runner
-        rss_before, _ = host_memory()
-        began = clock()
-        runner = factory(path, cuda_graph=cuda_graph)
-        load_ms = (clock() - began) / 1e6
+        runner, load_ms, rss_before = _open_timed(runner_factory, path, cuda_graph)
         with runner:
             facts = runner_facts(runner, path)
             timed = _TimedPipeline(runner, facts.gpu_timed)
