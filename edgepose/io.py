@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 
 from edgepose.errors import InputError
+# The box size bounds the pipelines enforce; files and flags are checked against them early.
+from edgepose.preprocess import MAX_BOX_PIXELS, MIN_BOX_PIXELS
 
 #: Every scratch file or folder edgepose makes starts with this, then "<pid>.".
 SCRATCH_PREFIX = ".edgepose-"
@@ -253,11 +255,6 @@ def write_image_atomic(destination: str | Path, image: np.ndarray) -> Path:
     return write_bytes_atomic(destination, image_bytes(destination, image))
 
 
-#: Largest box coordinate or size accepted, in pixels: far past any camera frame, and
-#: far short of values whose crops lose all precision in float32.
-MAX_BOX_PIXELS = 1e6
-#: Smallest box width and height accepted, in pixels.
-MIN_BOX_PIXELS = 1e-2
 ACCEPTED_BOXES = (f"finite x, y within ±{MAX_BOX_PIXELS:g}, width and height from "
                   f"{MIN_BOX_PIXELS:g} to {MAX_BOX_PIXELS:g} pixels, score a finite number ≥ 0")
 

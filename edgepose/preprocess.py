@@ -142,12 +142,20 @@ def _numbers(value: object, name: str, expected: str) -> np.ndarray:
     return array
 
 
+#: Largest box width or height accepted, in pixels: far past any camera frame, and far
+#: short of values whose crops lose all precision in float32.
+MAX_BOX_PIXELS = 1e6
+#: Smallest box width and height accepted, in pixels: below it a crop holds nothing.
+MIN_BOX_PIXELS = 1e-2
+
+
 def validate_boxes(boxes: np.ndarray, image_width: int, image_height: int) -> np.ndarray:
     """Boxes (N, 4) xywh as float32, or InputError naming the first bad box.
 
     boxes must be numbers (integers or floats, not strings) of shape (N, 4); an
     empty 1-D array is no box. A box is bad when it has a non-finite value, zero
-    or negative area, or lies entirely outside the image; one that is only partly
+    or negative area, a width or height outside MIN_BOX_PIXELS..MAX_BOX_PIXELS, or
+    lies entirely outside the image; one that is only partly
     outside is kept, since the crop pads with the border value.
     """
     array = _numbers(boxes, "boxes", BOXES_EXPECTED).astype(np.float32)
@@ -165,6 +173,9 @@ def validate_boxes(boxes: np.ndarray, image_width: int, image_height: int) -> np
         checks = (
             (~np.isfinite(array).all(axis=1), "has a non-finite value"),
             ((w <= 0) | (h <= 0), "has zero or negative area (w and h must be > 0)"),
+            ((w < MIN_BOX_PIXELS) | (h < MIN_BOX_PIXELS) | (w > MAX_BOX_PIXELS)
+             | (h > MAX_BOX_PIXELS),
+             f"has a width or height outside {MIN_BOX_PIXELS:g}..{MAX_BOX_PIXELS:g} pixels"),
             (
                 (x + w <= 0) | (y + h <= 0) | (x >= image_width) | (y >= image_height),
                 f"lies entirely outside the {image_width}x{image_height} image",

@@ -17,6 +17,7 @@ import numpy as np
 from edgepose.errors import InputError
 from edgepose.evaluate.common import is_int, is_number
 from edgepose.io import read_json
+from edgepose.preprocess import MAX_BOX_PIXELS, MIN_BOX_PIXELS
 
 _log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ def usable_boxes(boxes: list[list[float]], scores: list[float], shape: tuple[int
                   clean: bool) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N, 4) and scores (N,) the pipeline accepts: ground-truth boxes cleaned as
     the official loader does, detections outside the image dropped (a detector's rare
-    stray box must not stop an hour-long run). The caller counts what was dropped."""
+    stray box must not stop an hour-long run), and so are boxes of a size the pipeline
+    refuses (preprocess.MIN_BOX_PIXELS..MAX_BOX_PIXELS). The caller counts what was dropped."""
     height, width = shape[:2]
     kept_boxes, kept_scores = [], []
     for box, score in zip(boxes, scores):
@@ -130,6 +132,10 @@ def usable_boxes(boxes: list[list[float]], scores: list[float], shape: tuple[int
         if box is None or box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 \
                 or box[1] + box[3] <= 0:
             _log.debug("box %s lies outside the %dx%d image; skipped", box, width, height)
+            continue
+        if not all(MIN_BOX_PIXELS <= side <= MAX_BOX_PIXELS for side in box[2:]):
+            # The pipeline refuses such a box; here it is counted and skipped instead.
+            _log.debug("box %s is too thin or too large to crop; skipped", box)
             continue
         kept_boxes.append(box)
         kept_scores.append(score)

@@ -559,3 +559,12 @@ def test_evaluate_model_runs_a_real_onnx_model(coco_folder, exported_hrnet):
     assert report.backend == "onnxruntime (CPUExecutionProvider)"
     assert report.random_init and report.flip_test and report.people == 4
     assert 0.0 <= report.metrics["AP"] <= 1.0
+
+
+def test_boxes_the_pipeline_would_refuse_are_skipped_not_fatal():
+    from edgepose.evaluate.datasets import usable_boxes
+
+    # A detector's sliver and a runaway box: counted by the caller, never run.
+    boxes, scores = usable_boxes([[10, 10, 0.001, 40], [0, 0, 2e6, 50], [10, 10, 30, 40]],
+                                 [0.9, 0.8, 0.7], (100, 120, 3), clean=False)
+    assert boxes.tolist() == [[10, 10, 30, 40]] and scores.tolist() == [pytest.approx(0.7)]

@@ -82,6 +82,8 @@ BOX = [[10.0, 10.0, 40.0, 60.0]]
     ([[True, True, True, True]], None, r"dtype bool"),                 # a mask, not boxes
     ([[10, np.nan, 40, 60]], None, r"box 0 .* has a non-finite value"),
     ([[10, 10, np.inf, 60]], None, r"box 0 .* has a non-finite value"),
+    ([[0, 0, 1e30, 1e30]], None, r"box 0 .* width or height outside 0.01..1e\+06"),  # absurd
+    ([[10, 10, 1e-30, 1e-30]], None, r"box 0 .* width or height outside"),  # a crop of nothing
     (BOX, [0.5, 0.7], r"box_scores must have shape \(1,\), one score per box, got \(2,\)"),
     (BOX, 0.5, r"box_scores must have shape \(1,\), one score per box, got \(\)"),  # a scalar
     (BOX, "0.9", r"box_scores must be an \(N,\) float array .* got the string '0.9'"),
