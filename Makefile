@@ -28,13 +28,13 @@ demo: $(STAMP)
 # The recipes of the shipped demo checkpoints (28 and 29.5 minutes of training on 2 CPU
 # cores with native bfloat16, the first compiled); see README "Data and the demo models".
 demo-checkpoint: $(STAMP)
-	$(PY) -m calib.synthetic --out $(TRAIN_DATA) --count 8000 --seed 1 --quiet
-	$(PY) -m export.train --annotations $(TRAIN_DATA)/person_keypoints.json \
+	$(PY) -m export.training.synthetic --out $(TRAIN_DATA) --count 8000 --seed 1 --quiet
+	$(PY) -m export.training.hrnet --annotations $(TRAIN_DATA)/person_keypoints.json \
 		--images $(TRAIN_DATA)/images --steps 3800 --out $(DEMO_CHECKPOINT)
 
 demo-checkpoint-openpose: $(STAMP)
-	$(PY) -m calib.synthetic --out $(TRAIN_DATA_18) --count 4000 --seed 1 --layout coco18 --quiet
-	$(PY) -m export.train_openpose --annotations $(TRAIN_DATA_18)/person_keypoints.json \
+	$(PY) -m export.training.synthetic --out $(TRAIN_DATA_18) --count 4000 --seed 1 --layout coco18 --quiet
+	$(PY) -m export.training.openpose --annotations $(TRAIN_DATA_18)/person_keypoints.json \
 		--images $(TRAIN_DATA_18)/images --variant coco18_d8 --steps 4000 --out $(OPENPOSE_CHECKPOINT)
 
 test: $(STAMP)

@@ -7,7 +7,7 @@ The frame is synthetic 128x128 heatmap + tag maps (the maps of a 512x512 input)
 with 30 people (Gaussians of sigma 2 px, each person's tag painted around its
 keypoints with a little noise, D = 2 tag dimensions as with the flip test,
 keypoints missing at random, uniform heatmap noise). The loop reference is
-tests/edgepose/ae_reference.py, the same one the tests compare against; both
+tests/edgepose/decode/ae_reference.py, the same one the tests compare against; both
 must return the same people before anything is timed.
 
 Stages: "grouping" is what the issue's goal is about (match_by_tag: the
@@ -60,7 +60,7 @@ GOAL = 10.0
 
 
 def load_reference():
-    from tests.edgepose import ae_reference  # ROOT is on sys.path
+    from tests.edgepose.decode import ae_reference  # ROOT is on sys.path
 
     return ae_reference
 

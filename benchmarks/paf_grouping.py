@@ -8,7 +8,7 @@ Gaussians of sigma 7 px, PAFs 8 px wide, parts missing at random, people cut by
 the borders, uniform noise). The decoder runs where BottomUpPipeline runs it: on
 maps at image resolution (here 368x656, the network's 46x82 maps upsampled x8),
 with the image height as the distance prior's H. The loop reference is
-tests/edgepose/paf_reference.py, the same one the tests compare against; both
+tests/edgepose/decode/paf_reference.py, the same one the tests compare against; both
 must return the same people before anything is timed.
 
 Stages: "grouping" is what the issue's goal is about (limb scoring, greedy
@@ -46,7 +46,7 @@ GOAL = 20.0
 
 
 def load_reference():
-    from tests.edgepose import paf_reference  # ROOT is on sys.path
+    from tests.edgepose.decode import paf_reference  # ROOT is on sys.path
 
     return paf_reference
 

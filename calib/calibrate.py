@@ -31,8 +31,8 @@ from calib.report import AccuracyReport, HoldoutEvaluator, PrecisionRow
 from edgepose.card import ModelCard
 from edgepose.errors import CalibrationError, CardError, GateError, InputError, ModelFileError
 from edgepose.io import atomic_path, check_output_path, remove_stale_scratch
-from export.lint import check_onnx_for_tensorrt
-from export.onnx_card import embed_card, find_card
+from export.onnx_files.lint import check_onnx_for_tensorrt
+from export.onnx_files.card import embed_card, find_card
 
 log = logging.getLogger(__name__)
 

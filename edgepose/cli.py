@@ -68,7 +68,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
                              "weights_only=True), or CMU's OpenPose/CPM .caffemodel (read "
                              "without Caffe); for HRNet, the decoder block of a training "
                              "record beside it (CHECKPOINT with .json, from python -m "
-                             "export.train) goes into the card")
+                             "export.training.hrnet) goes into the card")
     parser.add_argument("--input-size", metavar="HxW",
                         help="network input HEIGHTxWIDTH, multiples of 8, for families whose "
                              "variant does not fix it (OpenPose; default 368x656)")
@@ -162,7 +162,7 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_build(args: argparse.Namespace) -> int:
     try:
-        from export.tensorrt import BuildConfig, build_engine, parse_batch_range, parse_size
+        from export.engine.tensorrt import BuildConfig, build_engine, parse_batch_range, parse_size
     except ImportError as exc:
         raise _workstation_import("build", "trt")(exc) from None
     # The timing cache is read and written back: an output that may exist, never the ONNX.

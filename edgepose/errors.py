@@ -88,7 +88,7 @@ class ExportError(EdgeposeError):
 
 class LintError(EdgeposeError):
     """The ONNX graph is not one TensorRT 10.3 builds as intended; `findings` (each an
-    export.lint.LintFinding) lists why."""
+    export.onnx_files.lint.LintFinding) lists why."""
 
     def __init__(self, source: str, findings: Sequence[Any]) -> None:
         lines = "\n".join(f"  - {finding}" for finding in findings)

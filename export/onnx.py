@@ -25,7 +25,7 @@ from edgepose.card import ModelCard
 from edgepose.errors import ExportError, InputError
 from edgepose.io import atomic_path
 # read_card is imported from here by the exporter's tests, beside export_onnx.
-from export.onnx_card import embed_card, read_card  # noqa: F401
+from export.onnx_files.card import embed_card, read_card  # noqa: F401
 
 log = logging.getLogger(__name__)
 

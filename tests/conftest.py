@@ -88,7 +88,7 @@ def demo_onnx(tmp_path_factory, demo_checkpoint):
 @pytest.fixture(scope="session")
 def validation_split(tmp_path_factory):
     """(annotations, images folder) of a 150-image synthetic validation split."""
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
 
     folder = tmp_path_factory.mktemp("validation")
     annotations = write_coco_dataset(folder, 150, SyntheticConfig(seed=VALIDATION_SEED),

@@ -138,7 +138,7 @@ def test_help_explains_every_option():
 
 
 def test_eval_prints_the_ap_table_and_writes_json(exported_hrnet, tmp_path, capsys):
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
 
     annotations = write_coco_dataset(tmp_path / "val", 3, SyntheticConfig(seed=9), workers=1,
                                      progress=False)

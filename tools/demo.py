@@ -71,7 +71,7 @@ def _boxes_by_image(annotations: Path) -> dict[str, list[list[float]]]:
 def _calibrate(onnx_path: Path, out: Path) -> dict[str, Path]:
     """FP16 and gated INT8 (entropy) graphs of the FP32 demo graph, calibrated on person crops."""
     from calib.calibrate import calibrate
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
 
     _step(f"calibrate: FP16 and INT8 graphs, INT8 gated at {INT8_MAX_AP_DROP} AP points "
           f"({CALIBRATION_SAMPLES} person crops from "
@@ -115,7 +115,7 @@ def _draw_shipped(out: Path, suffix: str, runner, predict) -> None:
 def run(out: Path) -> int:
     import numpy as np
 
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
     from edgepose.backends import open_runner
     from edgepose.cli import RANDOM_WEIGHTS_BANNER
     from edgepose.evaluate import evaluate_model
@@ -147,7 +147,7 @@ def run(out: Path) -> int:
     reason = _tensorrt_status()
     models = {f"{precision} onnx": graph for precision, graph in graphs.items()}
     if reason is None:
-        from export.tensorrt import BuildConfig, build_engine
+        from export.engine.tensorrt import BuildConfig, build_engine
 
         _step("build: TensorRT engines (precision from each graph)")
         models = {}

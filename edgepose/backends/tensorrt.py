@@ -3,7 +3,7 @@
 Works with TensorRT 10.3 (JetPack 6) and 11.x: every TensorRT attribute used
 here is listed in TENSORRT_RUNTIME_NAMES, and the contract test checks each one
 against the real TensorRT 11 lean bindings (the 10.3 bindings have them too; see
-tests/edgepose/test_tensorrt_contract.py).
+tests/edgepose/backends/test_tensorrt_contract.py).
 
 Per call the hot path allocates no buffers: I/O buffers are planned once for the
 largest profile shape, tensor addresses are bound once, and per input shape the
@@ -35,7 +35,7 @@ from edgepose.sidecar import EngineInfo, check_plan, read_sidecar
 _log = logging.getLogger(__name__)
 
 #: Every TensorRT name the runtime touches, by class ("tensorrt" is the module).
-#: tests/edgepose/test_tensorrt_contract.py checks each against tensorrt_lean 11.4,
+#: tests/edgepose/backends/test_tensorrt_contract.py checks each against tensorrt_lean 11.4,
 #: and the unit tests' double exposes exactly these, so a name used here but
 #: missing from this table fails the unit tests.
 TENSORRT_RUNTIME_NAMES: Mapping[str, tuple[str, ...]] = {

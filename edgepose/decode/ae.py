@@ -57,7 +57,7 @@ where costs or values tie, the fourth moves refined keypoints by half a pixel):
   The sources return whichever optimum `munkres` reaches first, which also
   changed between its releases (from 1.0.11 on it resumes its search for
   zeros where the previous one stopped); SciPy's own choice differs again
-  (tests/edgepose/test_ae.py shows both). The tie-break makes the people
+  (tests/edgepose/decode/test_ae.py shows both). The tie-break makes the people
   independent of the solver, except where values, tags or mean tags are
   exactly equal. The sources pad the cost to square with 1e10; any constant
   gives the same optimum, and the rectangular solve keeps the values' precision.

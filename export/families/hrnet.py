@@ -1,4 +1,4 @@
-"""HRNet (official or mmpose checkpoints, or ones `python -m export.train` wrote): the
+"""HRNet (official or mmpose checkpoints, or ones `python -m export.training.hrnet` wrote): the
 model with its card, and the training record beside a checkpoint."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def hrnet_card(variant: str, keypoints: str, source: dict,
 
 def _training_record(checkpoint: str | Path) -> tuple[dict, Path] | None:
     """The training record beside a checkpoint (`<checkpoint stem>.json`, as `python -m
-    export.train` writes it) and its path; None when there is none."""
+    export.training.hrnet` writes it) and its path; None when there is none."""
     record_path = Path(checkpoint).with_suffix(".json")
     if not record_path.is_file():
         return None
@@ -101,7 +101,7 @@ def check_trained_variant(checkpoint: str | Path, variant: str) -> None:
 
 def trained_decoder(checkpoint: str | Path) -> tuple[DecoderSpec, Path] | None:
     """The decoder the training record beside a checkpoint names (`<checkpoint>.json`
-    with a "decoder" block, as `python -m export.train` writes it), and the record's
+    with a "decoder" block, as `python -m export.training.hrnet` writes it), and the record's
     path; None when there is no such record."""
     found = _training_record(checkpoint)
     if found is None or "decoder" not in found[0]:

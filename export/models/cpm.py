@@ -19,7 +19,7 @@ pooling output sizes up, so every pool here uses ceil mode: 368 -> 184 -> 92 -> 
 (floor mode would give 45). The center map's 9x9/8 average pool then has a last
 window that overhangs the input by one pixel; Caffe divides it by the 8 pixels
 it covers, and so does this pool (checked against a loop written from Caffe's
-pooling code in tests/export/test_cpm.py).
+pooling code in tests/export/families/test_cpm.py).
 
 Every layer is a direct attribute named as its Caffe layer, so state-dict keys
 are the flat Caffe names (`conv1_stage1.weight`, `Mconv5_stage6.bias`), as

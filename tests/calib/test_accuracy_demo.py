@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def calibration_split(tmp_path_factory):
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
 
     folder = tmp_path_factory.mktemp("calibration")
     annotations = write_coco_dataset(folder, CALIBRATION_IMAGES,

@@ -13,7 +13,7 @@ from onnx import TensorProto, numpy_helper
 from calib.fp16 import (FP16_MAX, Fp16Error, convert_to_fp16, emulate_fp16, find_overflows,
                         has_fp16)
 from calib.ranges import collect_statistics, run_batched, session
-from export.lint import check_onnx_for_tensorrt
+from export.onnx_files.lint import check_onnx_for_tensorrt
 from tests.calib.tiny import tiny_pose
 
 

@@ -199,7 +199,7 @@ def test_max_ap_drop_needs_annotations(tmp_path, images):
 @pytest.mark.slow
 def test_hrnet_gate_with_ap_threshold(exported_hrnet, tmp_path):
     """A random-init HRNet on synthetic people: the gate with both thresholds (~3 min)."""
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
 
     annotations = write_coco_dataset(tmp_path / "data", 30, SyntheticConfig(seed=4),
                                      workers=1, progress=False)

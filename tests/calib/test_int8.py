@@ -16,7 +16,7 @@ from calib.int8 import (FP16_MIN_NORMAL, RESIDUAL_OPS, WEIGHTED_OPS, Calibration
                         placement_problems, quantizable_layers, quantized_layers, weight_axes,
                         write_int8)
 from calib.ranges import METHODS, CalibrationError, run_batched, session
-from export.lint import check_onnx_for_tensorrt, lint_onnx
+from export.onnx_files.lint import check_onnx_for_tensorrt, lint_onnx
 from tests.calib.tiny import layer_zoo, tiny_pose
 
 FALLBACK_CASES = [
@@ -206,7 +206,7 @@ def hrnet_ranges(model: onnx.ModelProto, inputs: np.ndarray) -> CalibrationCache
 def hrnet_inputs(exported_hrnet, tmp_path_factory):
     """Preprocessed crops of synthetic people: 16 to calibrate on, 8 held out."""
     from calib.data import load_calibration_data
-    from calib.synthetic import SyntheticConfig, write_coco_dataset
+    from export.training.synthetic import SyntheticConfig, write_coco_dataset
     from export.onnx import read_card
 
     folder = tmp_path_factory.mktemp("int8_data")

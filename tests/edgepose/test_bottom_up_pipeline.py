@@ -24,7 +24,7 @@ from edgepose.preprocess import (
 )
 
 
-from tests.edgepose import paf_reference as ref  # noqa: E402 - after the code under test
+from tests.edgepose.decode import paf_reference as ref  # noqa: E402 - after the code under test
 HEIGHT, WIDTH, STRIDE, K = 256, 320, 8, COCO18.num_keypoints
 GRAY = 30
 

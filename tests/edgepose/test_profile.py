@@ -4,7 +4,7 @@ Stage accounting runs on a virtual clock (edgepose.profile.timing._now_ns): stan
 runners, crops and decoders move it on by known amounts, so every stage's time is
 checked exactly, free of a shared machine's noise. TensorRT's side runs the real
 TensorRTRunner on the fake CUDA and TensorRT doubles of
-tests/edgepose/test_tensorrt_runner.py, whose events tick 1.5 ms per record.
+tests/edgepose/backends/test_tensorrt.py, whose events tick 1.5 ms per record.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from edgepose.decode.topdown import TopDownDecoder
 from edgepose.errors import InputError, MissingDependencyError
 from edgepose.pipeline import TopDownPipeline
 from edgepose.profile import options, timing
-from tests.edgepose.test_tensorrt_runner import (  # noqa: F401 - `install` is a fixture
+from tests.edgepose.backends.test_tensorrt import (  # noqa: F401 - `install` is a fixture
     INPUT_MODE, OUTPUT_MODE, FakeNetwork, FakeTensor, install, write_engine)
 
 HEIGHT, WIDTH, K = 64, 48, 17

@@ -24,7 +24,7 @@ from export.families import hrnet as families
 from export.families import export_model, hrnet_card
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
 from export.onnx import ExportError, write_onnx
-from export.training import adamw_one_cycle, run_steps
+from export.training.common import adamw_one_cycle, run_steps
 
 VARIANT = "w8_128x96"
 

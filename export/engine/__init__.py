@@ -1,0 +1,1 @@
+"""ONNX → TensorRT engine and its sidecar; needs TensorRT, never torch."""

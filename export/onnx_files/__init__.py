@@ -1,0 +1,1 @@
+"""ONNX files without torch: card I/O, atomic load and save, and the TensorRT lint."""

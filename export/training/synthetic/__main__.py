@@ -1,0 +1,5 @@
+import sys
+
+from export.training.synthetic.dataset import main
+
+sys.exit(main())
