@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from edgepose.decode.ae import PRESETS as AE_PRESETS
 from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_SOURCES
@@ -257,6 +257,9 @@ class DecoderSpec:
 class ModelCard:
     """Everything the runtime needs to run and decode one model."""
 
+    #: Where an ONNX file carries this card (metadata_props key).
+    metadata_key: ClassVar[str] = METADATA_KEY
+
     family: str
     variant: str
     paradigm: str
@@ -289,6 +292,10 @@ class ModelCard:
         _require(isinstance(self.source, Mapping), "source", self.source, "a JSON object")
         _require(self.engine is None or isinstance(self.engine, Mapping), "engine", self.engine,
                  "a JSON object or absent")
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
 
     def output(self, role: str) -> OutputSpec:
         """The output with this role; CardError naming the roles present otherwise."""

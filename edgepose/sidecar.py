@@ -72,12 +72,15 @@ def sha256_of_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_sidecar(engine_path: str | Path, card: ModelCard, info: EngineInfo) -> Path:
+def write_sidecar(engine_path: str | Path, card: Any, info: EngineInfo) -> Path:
+    """Write `card` (a ModelCard or DetectorCard) with the engine block beside the plan."""
     card = card.with_updates(engine=info.to_dict())
     return write_json_atomic(sidecar_path(engine_path), card.to_dict())
 
 
-def read_sidecar(engine_path: str | Path) -> tuple[ModelCard, EngineInfo]:
+def read_sidecar(engine_path: str | Path, card_type: Any = ModelCard) -> tuple[Any, EngineInfo]:
+    """(card, engine facts) from `<engine>.json`; card_type: ModelCard for pose models,
+    DetectorCard for detectors."""
     path = sidecar_path(engine_path)
     if not path.is_file():
         raise ModelFileError(
@@ -85,7 +88,7 @@ def read_sidecar(engine_path: str | Path) -> tuple[ModelCard, EngineInfo]:
             "'edgepose build' beside the engine (rebuild it, or copy the .json along)"
         )
     try:
-        card = ModelCard.from_json(path.read_bytes())
+        card = card_type.from_json(path.read_bytes())
     except CardError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     if card.engine is None:

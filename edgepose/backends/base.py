@@ -7,12 +7,12 @@ and returns output names to arrays; shapes follow the model, batch first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from edgepose._closing import Closeable
-from edgepose.card import ModelCard
+from edgepose.card import InputSpec, ModelCard
 from edgepose.errors import BackendError, CardError, InputError
 
 
@@ -26,6 +26,20 @@ class TensorSpec:
     name: str
     dtype: np.dtype
     shape: tuple[int | None, ...]
+
+
+class Card(Protocol):
+    """What a runner reads from a card: the pose ModelCard or a detector's card."""
+
+    metadata_key: ClassVar[str]
+    input: InputSpec
+    engine: Mapping[str, Any] | None
+
+    @property
+    def output_names(self) -> tuple[str, ...]: ...
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Card": ...
 
 
 @runtime_checkable
@@ -138,7 +152,7 @@ _LAYOUT_AXES: Mapping[str, Mapping[str, int]] = {
 }
 
 
-def check_card_against_io(card: ModelCard, inputs: Sequence[TensorSpec],
+def check_card_against_io(card: Card, inputs: Sequence[TensorSpec],
                           outputs: Sequence[TensorSpec], source: str, noun: str = "graph") -> None:
     """CardError unless the card describes this model's I/O: its input exists with rank 4,
     3 channels and the card's height and width where the model states them (by the card's
@@ -172,7 +186,7 @@ def check_card_against_io(card: ModelCard, inputs: Sequence[TensorSpec],
                         f"{spec.name!r} has shape {_shape_text(shape)}, {field_name} {got} on axis "
                         f"{axis} of {spec.layout}; {fix}")
     have = {t.name for t in outputs}
-    missing = [o.name for o in card.outputs if o.name not in have]
+    missing = [name for name in card.output_names if name not in have]
     if missing:
         raise CardError(f"{source}: the card names output(s) {missing} that the {noun} lacks; "
                         f"the {noun}'s outputs are {sorted(have)}; {fix}")

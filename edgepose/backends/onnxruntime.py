@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgepose import _optional
-from edgepose.backends.base import (FeedContract, RunnerBase, TensorSpec, check_card_against_io,
-                                    check_feeds)
+from edgepose.backends.base import (Card, FeedContract, RunnerBase, TensorSpec,
+                                    check_card_against_io, check_feeds)
 from edgepose.card import METADATA_KEY, ModelCard
 from edgepose.errors import BackendError, CardError, InputError, ModelFileError
 
@@ -55,7 +55,9 @@ class OnnxRuntimeRunner(RunnerBase):
     """Runs an edgepose ONNX file (one that carries a ModelCard) with ONNX Runtime."""
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, *, card_type: type[Card] | None = ModelCard) -> None:
+        """card_type: the card the graph must carry (ModelCard for pose models); None
+        opens any graph, with `card` None and its metadata in `metadata`."""
         ort = _optional.onnxruntime()
         path = Path(path)
         if not path.is_file():
@@ -78,11 +80,14 @@ class OnnxRuntimeRunner(RunnerBase):
                 "'edgepose export'"
             ) from None
         self.path = path
-        self.card = _card_from_metadata(self._session.get_modelmeta().custom_metadata_map, path)
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.card = (None if card_type is None
+                     else _card_from_metadata(self.metadata, path, card_type))
         self.inputs = tuple(_spec(a) for a in self._session.get_inputs())
         self.outputs = tuple(_spec(a) for a in self._session.get_outputs())
-        # Here, not inside ORT on the first call: a card edited apart from its graph.
-        check_card_against_io(self.card, self.inputs, self.outputs, str(path), "graph")
+        if self.card is not None:
+            # Here, not inside ORT on the first call: a card edited apart from its graph.
+            check_card_against_io(self.card, self.inputs, self.outputs, str(path), "graph")
         batch = self.inputs[0].shape[0] if self.inputs and self.inputs[0].shape else None
         self.max_batch = batch
         self._feeds = FeedContract(
@@ -103,15 +108,16 @@ class OnnxRuntimeRunner(RunnerBase):
         self._session = None
 
 
-def _card_from_metadata(metadata: Mapping[str, str], path: Path) -> ModelCard:
-    text = metadata.get(METADATA_KEY)
+def _card_from_metadata(metadata: Mapping[str, str], path: Path, card_type: type[Card]) -> Card:
+    key = card_type.metadata_key
+    text = metadata.get(key)
     if text is None:
         raise ModelFileError(
-            f"{path} carries no edgepose model card (metadata_props[{METADATA_KEY!r}]); "
-            "export it with 'edgepose export' so the runtime knows how to pre- and "
-            "post-process it"
+            f"{path} carries no edgepose {'model' if key == METADATA_KEY else 'detector'} card "
+            f"(metadata_props[{key!r}]); export it with 'edgepose export' so the runtime knows "
+            "how to pre- and post-process it"
         )
     try:
-        return ModelCard.from_json(text)
+        return card_type.from_json(text)
     except CardError as exc:
         raise ModelFileError(f"{path}: {exc}") from None

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgepose import _optional
 from edgepose import cuda as cuda_layer
-from edgepose.backends.base import (FeedContract, RunnerBase, TensorSpec, check_card_against_io,
+from edgepose.backends.base import (Card, FeedContract, RunnerBase, TensorSpec, check_card_against_io,
                                     check_feeds)
 from edgepose.backends.buffers import (BufferPlan, ProfileRange, Shape, TensorDesc,
                                        check_input_shape, nbytes, numpy_dtype, plan_buffers)
@@ -191,13 +191,14 @@ class TensorRTRunner(RunnerBase):
     _logger: Any = None
 
     def __init__(self, path: str | Path, *, cuda_graph: bool = False, cuda_impl: str = "auto",
-                 copy_outputs: bool = False, timing: bool = False) -> None:
+                 copy_outputs: bool = False, timing: bool = False,
+                 card_type: type[Card] = ModelCard) -> None:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"engine file {str(path)!r} does not exist")
         self.path = path
-        self.card: ModelCard
-        self.card, self.engine_info = read_sidecar(path)
+        self.card: Card
+        self.card, self.engine_info = read_sidecar(path, card_type)
         plan = path.read_bytes()
         self.cuda_graph = cuda_graph
         self.copy_outputs = copy_outputs
@@ -273,7 +274,7 @@ class TensorRTRunner(RunnerBase):
         tensors = self._describe(trt)
         by_name = {t.name: t for t in tensors}
         card_inputs = [self.card.input.name]
-        card_outputs = [o.name for o in self.card.outputs]
+        card_outputs = list(self.card.output_names)
         engine_inputs = [t.name for t in tensors if t.is_input]
         engine_outputs = [t.name for t in tensors if not t.is_input]
         missing = ([n for n in card_inputs if n not in engine_inputs]
