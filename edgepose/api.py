@@ -3,13 +3,16 @@ card names and returns an Estimator, callable on BGR frames."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
 from edgepose._closing import Closeable
-from edgepose.backends import open_runner
+from edgepose.backends import ENGINE_SUFFIXES, open_runner
 from edgepose.card import ModelCard
+from edgepose.detect import Detections, Detector
 from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
 from edgepose.errors import InputError
 from edgepose.pipeline import Pipeline, pipeline_for
@@ -27,15 +30,22 @@ class Estimator(Closeable):
     """A model and its pipeline: `estimator(image, boxes=None, box_scores=None) -> Poses`.
 
     image: (h, w, 3) BGR uint8. boxes: (N, 4) xywh person boxes in pixels, for
-    top-down models; None runs the whole image as one person (and `warnings` says
-    so). Bottom-up models find everyone in the frame and take no boxes.
+    top-down models; None runs the people the detector finds, or without a detector
+    the whole image as one person (and `warnings` says so). Bottom-up models find
+    everyone in the frame and take no boxes.
     close() (or `with`) closes the model.
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, detector: Detector | None = None) -> None:
         self.pipeline = pipeline
         self.card: ModelCard = pipeline.card
         self.runner = pipeline.runner
+        self.detector = detector
+        if detector is not None and not self.top_down:
+            raise InputError(f"a person detector does not apply to the bottom-up model "
+                             f"{self._name}: it finds people in the whole frame")
+        #: The detector's people in the last call's frame (None without a detector).
+        self.last_detections: Detections | None = None
 
     @property
     def top_down(self) -> bool:
@@ -44,6 +54,11 @@ class Estimator(Closeable):
     def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None,
                  box_scores: np.ndarray | None = None) -> Poses:
         if self.top_down:
+            if boxes is None and self.detector is not None:
+                if box_scores is not None:
+                    raise InputError("box_scores need boxes; the detector scores its own")
+                found = self.last_detections = self.detector(image)
+                return self.pipeline(image, found.boxes, found.scores)
             return self.pipeline(image, boxes, box_scores)
         if boxes is not None or box_scores is not None:
             raise InputError(f"boxes do not apply to the bottom-up model {self._name}: it "
@@ -53,7 +68,7 @@ class Estimator(Closeable):
     def warnings(self, boxes: np.ndarray | None = None) -> list[str]:
         """What a reader of results from a call with these `boxes` must be told."""
         said = [RANDOM_WEIGHTS_BANNER] if self.card.random_init else []
-        if self.top_down and boxes is None:
+        if self.top_down and boxes is None and self.detector is None:
             # One crop is one person: on a crowd it strings one skeleton across everyone.
             said.append(WHOLE_FRAME_WARNING)
         return said
@@ -73,13 +88,18 @@ class Estimator(Closeable):
         return f"{self.card.family}/{self.card.variant}"
 
     def _release(self) -> None:
-        self.pipeline.close()
+        try:
+            self.pipeline.close()
+        finally:
+            if self.detector is not None:
+                self.detector.close()
 
 
 def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None = None,
          preset: str | None = None, integer_coords: bool | None = None,
          providers: list[str] | None = None, cuda_graph: bool = False,
-         cuda_impl: str = "auto") -> Estimator:
+         cuda_impl: str = "auto", detector: str | Path | None = None,
+         detector_options: Mapping[str, Any] | None = None) -> Estimator:
     """Open `model` (.onnx on ONNX Runtime, .engine/.plan on TensorRT) as its card says.
 
     Overrides of the card, each None to keep the card's: flip_test (top-down and
@@ -89,12 +109,24 @@ def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None
     'python', 'cmu', 'pose-ae-train', 'higherhrnet'). providers: ONNX Runtime
     execution providers; cuda_graph and cuda_impl: TensorRT options. An override
     that does not apply to the model's pipeline (pipeline_for) is an InputError.
+    detector: a person detector (.onnx or .engine) that finds the boxes of a top-down
+    model when a call gives none; detector_options: Detector.open's (format,
+    person_class, score_threshold, iou_threshold, max_detections, color, normalize,
+    resize, pad, input_size), on the same backend options.
     """
-    runner = open_runner(model, providers, cuda_graph=cuda_graph, cuda_impl=cuda_impl)
-    try:
+    with ExitStack() as opened:
+        runner = opened.enter_context(open_runner(model, providers, cuda_graph=cuda_graph,
+                                                  cuda_impl=cuda_impl))
         pipeline = pipeline_for(runner, flip_test=flip_test, refine=refine, preset=preset,
                                 integer=integer_coords)
-    except BaseException:
-        runner.close()
-        raise
-    return Estimator(pipeline)
+        finder = None
+        if detector is not None:
+            # The backend options go to whichever of the two files they apply to.
+            engine = Path(detector).suffix.lower() in ENGINE_SUFFIXES
+            backend = (dict(cuda_graph=cuda_graph, cuda_impl=cuda_impl) if engine
+                       else dict(providers=providers))
+            finder = opened.enter_context(Detector.open(detector, **backend,
+                                                        **(detector_options or {})))
+        estimator = Estimator(pipeline, finder)
+        opened.pop_all()
+    return estimator

@@ -122,9 +122,12 @@ class Detector(Closeable):
         runner = open_runner(path, providers, cuda_graph=cuda_graph, cuda_impl=cuda_impl,
                              card_type=DetectorCard if engine else None)
         try:
-            card, statement = cls._card_for(runner, path, format, input_size,
-                                            overrides.get("person_class"))
+            card, origin = cls._card_for(runner, path, format, input_size,
+                                         overrides.get("person_class"))
             card = apply_overrides(card, **overrides)
+            changed = ", ".join(sorted(k for k, v in overrides.items() if v is not None))
+            statement = (f"detector {path.name} ({origin}{'; overridden: ' if changed else ''}"
+                         f"{changed}): {card.describe()}")
             check_card_against_io(card, runner.inputs, runner.outputs, str(path))
         except CardError as exc:
             runner.close()
@@ -138,6 +141,7 @@ class Detector(Closeable):
     def _card_for(runner: Runner, path: Path, format: str | None,
                   input_size: tuple[int, int] | None,
                   person_class: int | None) -> tuple[DetectorCard, str]:
+        """(card, where it came from)."""
         if runner.card is not None:
             card = runner.card
             origin = "its sidecar's card"
@@ -149,14 +153,13 @@ class Detector(Closeable):
                                   nms_center_point_box=_nms_center_point_box(path),
                                   input_size=input_size, person_class=person_class)
                 why = card.source.get("why", "")
-                return card, (f"detector {path.name}: no edgepose detector card, guessed from "
-                              f"the graph ({why}): {card.describe()}")
+                return card, f"no edgepose detector card, guessed from the graph: {why}"
             card = DetectorCard.from_json(text)
             origin = "its embedded card"
         if format is not None and format != card.format:
             raise InputError(f"{path} carries a detector card saying format {card.format}; "
                              f"format {format} does not apply (export it again to change it)")
-        return card, f"detector {path.name} ({origin}): {card.describe()}"
+        return card, origin
 
     def __call__(self, frame: np.ndarray) -> Detections:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -19,7 +20,7 @@ from edgepose.evaluate.common import backend_name, is_int, is_number, json_numbe
 from edgepose.evaluate.datasets import (PERSON_CATEGORY_ID, check_image_files,
                                         ground_truth_people, load_coco_keypoints,
                                         read_detections, usable_boxes)
-from edgepose.evaluate.metrics import METRIC_NAMES, coco_keypoint_eval
+from edgepose.evaluate.metrics import METRIC_NAMES, coco_box_eval, coco_keypoint_eval
 from edgepose.io import read_image
 from edgepose.keypoints import KEYPOINT_SETS, KeypointSet, get_keypoint_set
 from edgepose.pipeline import TopDownPipeline, bottom_up_pipeline
@@ -34,9 +35,11 @@ class EvalReport:
 
     metrics: METRIC_NAMES → value (NaN where nobody is in the category).
     images: images scored; people: person boxes the model ran on.
-    box_source: "ground truth" or the detections file used.
+    box_source: "ground truth", the detections file or the detector used.
     skipped_boxes: boxes not run because nothing of them lies in the image (zero width
         or height, or wholly outside); with ground-truth boxes, people scored as missed.
+    detector: with a detector, the line stating its card; box_metrics: its person box
+        AP/AR on the same images (BOX_METRIC_NAMES).
     """
 
     metrics: Mapping[str, float]
@@ -52,6 +55,8 @@ class EvalReport:
     wall_time_s: float
     random_init: bool = False
     skipped_boxes: int = 0
+    detector: str | None = None
+    box_metrics: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         absent = [name for name in METRIC_NAMES if name not in self.metrics]
@@ -71,7 +76,14 @@ class EvalReport:
         """JSON-ready: NaN metrics become null."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["metrics"] = {k: json_number(v) for k, v in self.metrics.items()}
+        if self.box_metrics is not None:
+            data["box_metrics"] = {k: json_number(v) for k, v in self.box_metrics.items()}
         return data
+
+    @property
+    def ms_per_image(self) -> float:
+        """Wall time per image scored, reading and scoring included."""
+        return 1000.0 * self.wall_time_s / max(self.images, 1)
 
     def format_table(self) -> str:
         """Two aligned lines: the TABLE_METRICS names and their values ('n/a' for NaN)."""
@@ -111,7 +123,8 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
                    refine: str | None = None, detections: str | Path | None = None,
                    detection_threshold: float = 0.0, progress: bool = True,
                    limit: int | None = None, cuda_graph: bool = False,
-                   cuda_impl: str = "auto") -> EvalReport:
+                   cuda_impl: str = "auto", detector: str | Path | None = None,
+                   detector_options: Mapping[str, Any] | None = None) -> EvalReport:
     """COCO keypoint AP/AR of a model over an annotated image folder.
 
     Top-down models run on the ground-truth person boxes (people with labelled
@@ -124,6 +137,8 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
     limit: only the first `limit` images (by id) that hold a labelled person; a
     quick check, not a figure to publish.
     cuda_graph, cuda_impl: TensorRT runner options (see open_runner).
+    detector: a person detector (edgepose.detect.Detector.open, with detector_options)
+    that finds the boxes in every image instead; its person box AP is reported too.
     """
     start = time.perf_counter()
     if limit is not None and (not is_int(limit) or limit <= 0):
@@ -147,7 +162,12 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
     if limit is not None:
         images = [image for image in images if image["id"] in people][:limit]
     selected = {image["id"] for image in images}
-    if detections is None:
+    if detector is not None and detections is not None:
+        raise InputError("boxes come from a detector or from a detections file, not both")
+    if detector is not None:
+        boxes = {image["id"]: None for image in images}
+        box_source = f"detector {Path(detector).name}"
+    elif detections is None:
         boxes = {i: ([a["bbox"] for a in people[i]], [1.0] * len(people[i]))
                  for i in selected if i in people}
         box_source = "ground truth"
@@ -164,15 +184,18 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
     check_image_files(to_run, images_dir, annotations_path)
 
     results: list[dict[str, Any]] = []
+    found_boxes: list[dict[str, Any]] = []
     people_run = skipped = 0
-    with open_runner(model_path, cuda_graph=cuda_graph, cuda_impl=cuda_impl) as runner:
+    with ExitStack() as stack:
+        runner = stack.enter_context(open_runner(model_path, cuda_graph=cuda_graph,
+                                                 cuda_impl=cuda_impl))
         card = runner.card
         keypoint_set = get_keypoint_set(card.keypoints)
         if card.paradigm == "bottom-up":
-            if detections is not None or flip or refine is not None:
+            if detections is not None or detector is not None or flip or refine is not None:
                 raise InputError(f"{card.family}/{card.variant} is a bottom-up model: it finds "
-                                 "people in the whole image, so detections, flip test and "
-                                 "refinement do not apply")
+                                 "people in the whole image, so detections, a detector, flip "
+                                 "test and refinement do not apply")
             scored = _scored_keypoint_set(keypoint_set, count)
             check_image_files(images, images_dir, annotations_path)
             pipeline = bottom_up_pipeline(runner)
@@ -196,10 +219,21 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
                              "per person; evaluate with annotations of the model's keypoint set")
         _require_sigmas(keypoint_set)
         pipeline = TopDownPipeline(runner, flip_test=flip, refine=refine)
+        finder = None
+        if detector is not None:
+            from edgepose.detect import Detector
+
+            finder = stack.enter_context(Detector.open(detector, **(detector_options or {})))
         for image_info in progress_bar(to_run, progress):
             image = read_image(images_dir / image_info["file_name"])
+            if finder is not None:
+                found = finder(image)
+                boxes[image_info["id"]] = (found.boxes.tolist(), found.scores.tolist())
+                found_boxes.extend(dict(entry, image_id=image_info["id"])
+                                   for entry in found.to_json())
             image_boxes, image_scores = usable_boxes(*boxes[image_info["id"]], image.shape,
-                                                      clean=detections is None)
+                                                      clean=detections is None
+                                                      and finder is None)
             # Ground-truth people whose box leaves nothing to crop still count in AP, as
             # misses: the report says how many, or the drop would look like the model's.
             skipped += len(boxes[image_info["id"]][0]) - len(image_boxes)
@@ -210,11 +244,14 @@ def evaluate_model(model_path: str | Path, annotations_path: str | Path,
             people_run += len(poses)
         backend = backend_name(runner)
         flip_test, refine_used = pipeline.flip_test, pipeline.decoder.refine
+        statement = None if finder is None else finder.statement
 
     metrics = coco_keypoint_eval(dataset, results, sigmas=keypoint_set.sigmas,
                                  image_ids=selected)
+    box_metrics = (None if statement is None
+                   else coco_box_eval(dataset, found_boxes, image_ids=selected))
     return EvalReport(metrics=metrics, images=len(images), people=people_run, backend=backend,
                       family=card.family, variant=card.variant, precision=card.precision,
                       flip_test=bool(flip_test), refine=refine_used, box_source=box_source,
                       wall_time_s=time.perf_counter() - start, random_init=card.random_init,
-                      skipped_boxes=skipped)
+                      skipped_boxes=skipped, detector=statement, box_metrics=box_metrics)

@@ -193,3 +193,37 @@ def coco_keypoint_eval(annotations: str | Path | Mapping[str, Any],
     _log.debug("pycocotools output:\n%s", captured.getvalue())
     return {name: float(value) if value >= 0 else math.nan
             for name, value in zip(METRIC_NAMES, evaluator.stats)}
+
+
+#: pycocotools' bbox summary, in its order.
+BOX_METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
+                    "ARm", "ARl")
+
+
+def coco_box_eval(dataset: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *,
+                  image_ids: Iterable[int]) -> dict[str, float]:
+    """COCO box AP/AR (pycocotools, iouType "bbox") of person detections against the
+    annotations' person boxes, over `image_ids`; an empty result list scores 0."""
+    coco_api = _optional.pycocotools()
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        ground_truth = coco_api.coco.COCO()
+        ground_truth.dataset = {**dataset,
+                                "annotations": [dict(a) for a in dataset["annotations"]]}
+        ground_truth.createIndex()
+        if results:
+            detections = ground_truth.loadRes([dict(r) for r in results])
+        else:
+            detections = coco_api.coco.COCO()
+            detections.dataset = {"images": list(dataset["images"]),
+                                  "categories": list(dataset["categories"]), "annotations": []}
+            detections.createIndex()
+        evaluator = coco_api.cocoeval.COCOeval(ground_truth, detections, iouType="bbox")
+        evaluator.params.imgIds = sorted(set(image_ids))
+        evaluator.params.catIds = [1]
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    _log.debug("pycocotools output:\n%s", captured.getvalue())
+    return {name: float(value) if value >= 0 else math.nan
+            for name, value in zip(BOX_METRIC_NAMES, evaluator.stats)}

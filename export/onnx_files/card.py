@@ -6,10 +6,12 @@ torch, share one implementation with the exporter.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import onnx
 
-from edgepose.card import METADATA_KEY, ModelCard
+from edgepose.card import ModelCard
+from edgepose.detect.card import DetectorCard
 from edgepose.errors import ModelFileError
 from edgepose.io import atomic_path
 
@@ -31,25 +33,30 @@ def save_onnx_atomic(model: onnx.ModelProto, out: str | Path) -> Path:
     return Path(out)
 
 
-def find_card(model: onnx.ModelProto) -> ModelCard | None:
-    """The card in metadata_props["edgepose"]; None when absent, CardError when malformed."""
+def find_card(model: onnx.ModelProto, card_type: Any = ModelCard) -> Any:
+    """The card of `card_type` (ModelCard: metadata_props["edgepose"], DetectorCard:
+    ["edgepose_detector"]); None when absent, CardError when malformed."""
     for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return ModelCard.from_json(prop.value)
+        if prop.key == card_type.metadata_key:
+            return card_type.from_json(prop.value)
     return None
 
 
-def read_card(path: str | Path) -> ModelCard:
-    """The card of an edgepose ONNX file, read without creating a session."""
-    card = find_card(load_onnx(path, external_data=False))
-    if card is None:
-        raise ModelFileError(f"{path} carries no edgepose model card")
-    return card
+def read_card(path: str | Path) -> ModelCard | DetectorCard:
+    """The pose or detector card of an edgepose ONNX file, read without a session."""
+    model = load_onnx(path, external_data=False)
+    for card_type in (ModelCard, DetectorCard):
+        card = find_card(model, card_type)
+        if card is not None:
+            return card
+    raise ModelFileError(f"{path} carries no edgepose model card (export it with 'edgepose "
+                         "export', a detector with 'edgepose export detector')")
 
 
-def embed_card(model: onnx.ModelProto, card: ModelCard) -> None:
-    """Replace any card in `model` with `card` (metadata_props["edgepose"])."""
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+def embed_card(model: onnx.ModelProto, card: ModelCard | DetectorCard) -> None:
+    """Replace any card of the same kind in `model` with `card`."""
+    key = card.metadata_key
+    kept = [p for p in model.metadata_props if p.key != key]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.metadata_props.add(key=METADATA_KEY, value=card.to_json(indent=None))
+    model.metadata_props.add(key=key, value=card.to_json(indent=None))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 from contextlib import contextmanager
@@ -16,16 +17,11 @@ from typing import Callable, Iterator, Sequence
 
 import edgepose
 from edgepose.api import RANDOM_WEIGHTS_BANNER
+from edgepose.cli.arguments import path_argument as _path
+from edgepose.cli.detector_flags import add_detector_options, detector_settings
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger("edgepose")
-
-
-def _path(text: str) -> Path:
-    # Path("") is ".", the current folder: an empty argument would silently name it.
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; give a file path")
-    return Path(text)
 
 
 def _check_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None], *,
@@ -42,10 +38,12 @@ def _check_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]
     refuse_overwriting_inputs(outputs, inputs)
 
 
-def _with_sidecar(model: Path) -> dict[str, Path | None]:
+def _with_sidecar(model: Path | None, flag: str = "--model") -> dict[str, Path | None]:
     """The model and, for an engine, the `<engine>.json` sidecar it cannot run without."""
+    if model is None:
+        return {}
     sidecar = model.with_name(model.name + ".json")
-    return {"--model": model, "the sidecar of --model": sidecar if sidecar.exists() else None}
+    return {flag: model, f"the sidecar of {flag}": sidecar if sidecar.exists() else None}
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
@@ -53,11 +51,14 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         "export", help="PyTorch checkpoint -> ONNX with its model card (workstation)",
         description="Load an official checkpoint strictly, export it to ONNX with a dynamic "
                     "batch axis and the edgepose model card embedded, then check the ONNX "
-                    "output against PyTorch with ONNX Runtime.")
+                    "output against PyTorch with ONNX Runtime. 'export detector' instead "
+                    "copies a person detector's ONNX (--detector) with its detector card "
+                    "embedded.")
     parser.add_argument("family",
-                        choices=["hrnet", "openpose", "cpm", "hourglass", "ae", "higherhrnet"],
-                        help="model family")
-    parser.add_argument("--variant", required=True,
+                        choices=["hrnet", "openpose", "cpm", "hourglass", "ae", "higherhrnet",
+                                 "detector"],
+                        help="model family, or 'detector' for a person detector's ONNX")
+    parser.add_argument("--variant",
                         help="HRNet: w{width}_{height}x{width}, e.g. w32_256x192, w48_384x288, "
                              "w8_128x96; OpenPose: coco18 or body25; CPM: centermap (6 stages, "
                              "pose_deploy_centerMap) or vgg (pose_deploy_resize); hourglass: "
@@ -83,10 +84,18 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the ONNX Runtime vs PyTorch comparison")
     parser.add_argument("--out", type=_path, required=True, help="ONNX file to write")
+    add_detector_options(parser, parser.add_mutually_exclusive_group())
     parser.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    if args.family == "detector":
+        return _run_export_detector(args)
+    if args.detector is not None:
+        raise InputError("--detector is the input of 'edgepose export detector'")
+    if args.variant is None:
+        raise InputError(f"'edgepose export {args.family}' needs --variant")
+    detector_settings(args)     # a --detector-* flag without --detector is refused
     try:
         from export.families import export_model, parse_input_size
     except ImportError as exc:
@@ -108,6 +117,27 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"  ONNX Runtime vs PyTorch, {check}")
     if result.card.random_init:
         print(f"  WARNING: {RANDOM_WEIGHTS_BANNER}")
+    return 0
+
+
+def _run_export_detector(args: argparse.Namespace) -> int:
+    try:
+        from export.onnx_files.detector import export_detector
+    except ImportError as exc:
+        raise _workstation_import("export", "export")(exc) from None
+    if args.detector is None:
+        raise InputError("'edgepose export detector' needs --detector, the detector's ONNX")
+    pose_only = [flag for flag, value in (("--variant", args.variant),
+                                          ("--checkpoint", args.checkpoint),
+                                          ("--input-size", args.input_size),
+                                          ("--keypoints", args.keypoints),
+                                          ("--random-init", args.random_init or None))
+                 if value is not None]
+    if pose_only:
+        raise InputError(f"{', '.join(pose_only)} do(es) not apply to 'export detector'")
+    _check_paths({"--out": args.out}, {"--detector": args.detector})
+    card = export_detector(args.detector, args.out, **detector_settings(args))
+    print(f"wrote {args.out} with its detector card: {card.describe()}")
     return 0
 
 
@@ -264,9 +294,11 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                              "valid.json)")
     parser.add_argument("--images", type=_path, required=True,
                         help="folder holding the images the annotations name")
-    parser.add_argument("--detections", type=_path,
-                        help="COCO detection results JSON to take person boxes from "
-                             "(default: the ground-truth boxes)")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--detections", type=_path,
+                       help="COCO detection results JSON to take person boxes from "
+                            "(default: the ground-truth boxes)")
+    add_detector_options(parser, boxes)
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="flip test (default: as the model card says)")
     parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
@@ -285,13 +317,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     _check_paths({"--json": args.json},
                  {**_with_sidecar(args.model), "--annotations": args.annotations,
                   "--images": args.images, "--detections": args.detections,
-                  "--mpii-gt": args.mpii_gt})
+                  "--mpii-gt": args.mpii_gt, **_with_sidecar(args.detector, "--detector")})
+    detector_options = detector_settings(args)
     if args.mpii_gt is not None:
         from edgepose.evaluate_mpii import evaluate_mpii
 
-        if args.detections is not None:
-            raise InputError("--detections is for COCO evaluation; MPII crops come from the "
-                             "annotations' centers and scales")
+        if args.detections is not None or args.detector is not None:
+            raise InputError("--detections and --detector are for COCO evaluation; MPII crops "
+                             "come from the annotations' centers and scales")
         report = evaluate_mpii(args.model, args.annotations, args.mpii_gt, args.images,
                                flip=args.flip, refine=args.refine, limit=args.limit,
                                cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
@@ -303,7 +336,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         report = evaluate_model(args.model, args.annotations, args.images, flip=args.flip,
                                 refine=args.refine, detections=args.detections,
                                 limit=args.limit, cuda_graph=args.cuda_graph,
-                                cuda_impl=args.cuda)
+                                cuda_impl=args.cuda, detector=args.detector,
+                                detector_options=detector_options)
         what = f"{report.family} {report.variant} ({report.precision})"
         unit = ""
     print(f"{what} on {report.backend}: {report.people} people in {report.images} images, "
@@ -313,6 +347,12 @@ def _run_eval(args: argparse.Namespace) -> int:
         # 0.820 with DARK, 0.796 with the shift), so the table names its setup.
         print(f"  refine {report.refine}, flip test {'on' if report.flip_test else 'off'}, "
               f"boxes: {report.box_source}")
+        if report.detector is not None:
+            print(f"  {report.detector}", file=sys.stderr)
+            box = report.box_metrics or {}
+            print(f"  detector person boxes: AP {box.get('AP', math.nan):.3f}, AP50 "
+                  f"{box.get('AP50', math.nan):.3f}, AR100 {box.get('AR100', math.nan):.3f}; "
+                  f"{report.ms_per_image:.1f} ms per image (detect, pose, reading)")
     if report.random_init:
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
     if args.mpii_gt is None and report.skipped_boxes:
@@ -437,6 +477,7 @@ def _add_infer(subparsers: argparse._SubParsersAction) -> None:
                             '[{"bbox": [x,y,w,h], "score": s, "image_id": i, '
                             '"category_id": 1}, ...]; person detections (category 1) of '
                             "--image-id are taken")
+    add_detector_options(parser, boxes)
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="flip test: also run the mirrored crop and average "
                              "(default: as the model card says)")
@@ -482,7 +523,9 @@ def _run_infer(args: argparse.Namespace) -> int:
 
     _check_paths({"--json": args.json, "--draw": args.draw},
                  {**_with_sidecar(args.model), "--image": args.image,
-                  "--boxes-json": args.boxes_json}, images=("--draw",))
+                  "--boxes-json": args.boxes_json, **_with_sidecar(args.detector, "--detector")},
+                 images=("--draw",))
+    detector_options = detector_settings(args)
     image = read_image(args.image)
     boxes = scores = None
     if args.boxes is not None:
@@ -492,8 +535,11 @@ def _run_infer(args: argparse.Namespace) -> int:
     with _parameters_as_flags():
         estimator = load(args.model, flip_test=args.flip, refine=args.refine,
                          preset=args.preset, integer_coords=True if args.integer_coords else None,
-                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda)
+                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
+                         detector_options=detector_options)
         with estimator:
+            if estimator.detector is not None:
+                print(estimator.detector.statement, file=sys.stderr)
             poses = estimator(image, boxes, scores)
     card = estimator.card
     warnings = estimator.warnings(boxes)
@@ -501,7 +547,13 @@ def _run_infer(args: argparse.Namespace) -> int:
     outputs = []
     if args.json:
         # COCO results are a bare list; a wrapper keeps the warnings beside them.
-        payload = {"warnings": warnings, "results": results} if warnings else results
+        payload: object = results
+        if warnings or estimator.detector is not None:
+            payload = {"warnings": warnings, "results": results}
+            if estimator.detector is not None:
+                payload["detector"] = {"statement": estimator.detector.statement,
+                                       "card": estimator.detector.card.to_dict(),
+                                       "people": estimator.last_detections.to_json()}
         outputs.append(("json", args.json, json_bytes(args.json, payload)))
     if args.draw:
         outputs.append(("drawing", args.draw, image_bytes(args.draw,
