@@ -409,6 +409,7 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
                        help="with --video: per-frame boxes, a JSON list holding one list of "
                             '[x,y,w,h] or {"bbox": ...} per frame; the run stops where the '
                             "list ends")
+    add_detector_options(parser, boxes)
     parser.add_argument("--cuda-graph", action="store_true",
                         help="engines: capture and replay a CUDA graph per batch size")
     parser.add_argument("--layers", action="store_true",
@@ -428,7 +429,9 @@ def _run_profile(args: argparse.Namespace) -> int:
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise InputError(f"--plot is a PNG; name the file *.png, not {args.plot.name!r}")
     inputs: dict[str, Path | None] = {"--image": args.image, "--video": args.video,
-                                      "--boxes-json": args.boxes_json}
+                                      "--boxes-json": args.boxes_json,
+                                      **_with_sidecar(args.detector, "--detector")}
+    detector_options = detector_settings(args)
     for index, model in enumerate(args.models):
         inputs.update({f"{label} {index + 1}": path
                        for label, path in _with_sidecar(model).items()})
@@ -441,7 +444,8 @@ def _run_profile(args: argparse.Namespace) -> int:
         warmup=args.warmup, iters=args.iters,
         duration_s=parse_duration(args.duration) if args.duration else None,
         image=args.image, video=args.video, boxes=boxes, cuda_graph=args.cuda_graph,
-        layers=args.layers, progress=sys.stderr.isatty())
+        layers=args.layers, progress=sys.stderr.isatty(), detector=args.detector,
+        detector_options=detector_options)
     print(report.format_table())
     outputs = []
     if args.json:

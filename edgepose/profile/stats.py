@@ -25,9 +25,10 @@ from edgepose.io import write_json_atomic
 #:   decode         heatmap copy out of the runner's buffers (+ flip merge) → Poses
 #:   end_to_end     the whole call; the other stages of a call add up to it
 #: Stages a backend lacks are absent, not zero.
-STAGES = ("read", "preprocess", "h2d", "infer", "d2h", "host_overhead", "decode", "end_to_end")
+STAGES = ("read", "detect", "preprocess", "h2d", "infer", "d2h", "host_overhead", "decode",
+          "end_to_end")
 STAGE_LABELS: Mapping[str, str] = {
-    "read": "video read", "preprocess": "preprocess", "h2d": "h2d copy", "infer": "infer",
+    "read": "video read", "detect": "detect", "preprocess": "preprocess", "h2d": "h2d copy", "infer": "infer",
     "d2h": "d2h copy", "host_overhead": "runner host", "decode": "decode",
     "end_to_end": "end to end",
 }

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -91,12 +92,24 @@ class _TimedPipeline:
             self._events[1] += timings.compute_ms
             self._events[2] += timings.d2h_ms
 
-    def run(self, image: np.ndarray, boxes: np.ndarray) -> tuple[_CallTimes, Poses]:
+    def run_detecting(self, image: np.ndarray, detector: Any
+                      ) -> tuple[_CallTimes | None, int, int]:
+        """Time the detector, then the pose call on its people: (pose times, or None when
+        nobody was found, detector ns, people)."""
+        began = _now_ns()
+        found = detector(image)
+        detect_ns = _now_ns() - began
+        if not len(found):
+            return None, detect_ns, 0
+        return self.run(image, found.boxes, found.scores)[0], detect_ns, len(found)
+
+    def run(self, image: np.ndarray, boxes: np.ndarray,
+            scores: np.ndarray | None = None) -> tuple[_CallTimes, Poses]:
         """Time one call on `image` with person `boxes` (N, 4) xywh; returns (times, Poses)."""
         self._ns = {"preprocess": 0, "infer": 0, "decode": 0}
         self._events = [0.0, 0.0, 0.0]
         start = self._mark = _now_ns()
-        poses = self.pipeline(image, boxes)
+        poses = self.pipeline(image, boxes, scores)
         end = _now_ns()
         # What follows the last boundary (building Poses) is decoding too.
         self._ns["decode"] += end - self._mark
@@ -108,25 +121,31 @@ class _TimedPipeline:
 class _Recorder:
     """Per-stage samples (ms) of many calls."""
 
-    def __init__(self, gpu: bool, video: bool = False) -> None:
+    def __init__(self, gpu: bool, video: bool = False, detect: bool = False) -> None:
         self.gpu = gpu
-        self.samples: dict[str, list[float]] = {s: [] for s in self.stage_names(gpu, video)}
+        self.samples: dict[str, list[float]] = {
+            s: [] for s in self.stage_names(gpu, video, detect)}
 
     @staticmethod
-    def stage_names(gpu: bool, video: bool) -> tuple[str, ...]:
+    def stage_names(gpu: bool, video: bool, detect: bool = False) -> tuple[str, ...]:
         names = ["preprocess", "infer", "decode", "end_to_end"]
         if gpu:
             names += ["h2d", "d2h", "host_overhead"]
         if video:
             names.append("read")
+        if detect:
+            names.append("detect")
         return tuple(s for s in STAGES if s in names)
 
-    def add(self, call: _CallTimes | None, read_ns: int | None = None) -> dict[str, float]:
+    def add(self, call: _CallTimes | None, read_ns: int | None = None,
+            detect_ns: int | None = None) -> dict[str, float]:
         """Record one call (None: a frame with nobody in it); returns its stages in ms."""
         stages: dict[str, float] = {}
         if read_ns is not None:
             stages["read"] = read_ns / 1e6
-        total = stages.get("read", 0.0)
+        if detect_ns is not None:
+            stages["detect"] = detect_ns / 1e6
+        total = stages.get("read", 0.0) + stages.get("detect", 0.0)
         if call is not None:
             stages["preprocess"] = call.preprocess_ns / 1e6
             stages["decode"] = call.decode_ns / 1e6
@@ -291,8 +310,9 @@ def profile_video(model_path: str | Path, video: str | Path, *,
                   boxes: np.ndarray | Sequence[np.ndarray] | str | Path | None = None,
                   warmup: int = DEFAULT_VIDEO_WARMUP, max_frames: int | None = None,
                   duration_s: float | None = None, cuda_graph: bool = False,
-                  progress: bool = True, runner_factory: RunnerFactory | None = None
-                  ) -> ModelProfile:
+                  progress: bool = True, runner_factory: RunnerFactory | None = None,
+                  detector: str | Path | None = None,
+                  detector_options: Mapping[str, Any] | None = None) -> ModelProfile:
     """End-to-end frames per second over a video with the full chain, frame by frame.
 
     Each frame: cv2 read/decode, then TopDownPipeline: preprocess → infer (in chunks
@@ -303,7 +323,11 @@ def profile_video(model_path: str | Path, video: str | Path, *,
         they end; a frame with no boxes is read but runs no model.
     warmup: calls on the first frame before timing; the first is reported alone.
     max_frames / duration_s: stop early (default: the whole video).
+    detector: a person detector (Detector.open, with detector_options) run on every
+        frame before the pose model instead of boxes; its time is the "detect" stage.
     """
+    if detector is not None and boxes is not None:
+        raise InputError("boxes come from the detector or are given, not both")
     path, video = Path(model_path), Path(video)
     warmup = check_count(warmup, "warmup", 1, "calls on the first frame before timing; the "
                          "first is reported alone")
@@ -328,7 +352,15 @@ def profile_video(model_path: str | Path, video: str | Path, *,
         if isinstance(boxes, np.ndarray):
             fixed_boxes(boxes, width, height)  # a bad box fails before the model loads
         runner, load_ms, rss_before = _open_timed(runner_factory, path, cuda_graph)
-        with runner:
+        with ExitStack() as stack:
+            stack.enter_context(runner)
+            finder = None
+            if detector is not None:
+                from edgepose.detect import Detector
+
+                finder = stack.enter_context(Detector.open(detector,
+                                                           **(detector_options or {})))
+                _log.info("%s", finder.statement)
             facts = runner_facts(runner, path)
             timed = _TimedPipeline(runner, facts.gpu_timed)
             whole = np.array([[0.0, 0.0, width, height]], np.float32)
@@ -341,10 +373,19 @@ def profile_video(model_path: str | Path, video: str | Path, *,
             warm_boxes = frame_boxes(0, frame)
             if warm_boxes is None or warm_boxes.shape[0] == 0:
                 warm_boxes = whole  # nobody in frame 0: warm the model up on the whole frame
-            first = _Recorder(facts.gpu_timed, video=True).add(timed.run(frame, warm_boxes)[0])
-            for _ in range(warmup - 1):
-                timed.run(frame, warm_boxes)
-            recorder = _Recorder(facts.gpu_timed, video=True)
+            detect = finder is not None
+            if detect:
+                call, detect_ns, _ = timed.run_detecting(frame, finder)
+                first = _Recorder(facts.gpu_timed, video=True, detect=True).add(
+                    call, detect_ns=detect_ns)
+                for _ in range(warmup - 1):
+                    timed.run_detecting(frame, finder)
+            else:
+                first = _Recorder(facts.gpu_timed, video=True).add(
+                    timed.run(frame, warm_boxes)[0])
+                for _ in range(warmup - 1):
+                    timed.run(frame, warm_boxes)
+            recorder = _Recorder(facts.gpu_timed, video=True, detect=detect)
             bar = _Progress(progress, max_frames, f"{path.name} on {video.name}", unit="frame")
             frames = people = 0
             read_ns = first_read
@@ -352,15 +393,20 @@ def profile_video(model_path: str | Path, video: str | Path, *,
             deadline = loop_start + duration_s if duration_s is not None else None
             try:
                 while True:
-                    current = frame_boxes(frames, frame)
-                    if current is None:
-                        _log.warning("the per-frame boxes end at frame %d; the video goes on, "
-                                     "the profile stops there", frames)
-                        break
-                    call = timed.run(frame, current)[0] if current.shape[0] else None
-                    recorder.add(call, read_ns=read_ns)
+                    detect_ns = None
+                    if detect:
+                        call, detect_ns, found = timed.run_detecting(frame, finder)
+                    else:
+                        current = frame_boxes(frames, frame)
+                        if current is None:
+                            _log.warning("the per-frame boxes end at frame %d; the video goes "
+                                         "on, the profile stops there", frames)
+                            break
+                        found = current.shape[0]
+                        call = timed.run(frame, current)[0] if found else None
+                    recorder.add(call, read_ns=read_ns, detect_ns=detect_ns)
                     frames += 1
-                    people += current.shape[0]
+                    people += found
                     bar.update()
                     if (max_frames is not None and frames >= max_frames) or \
                             (deadline is not None and time.perf_counter() >= deadline):
@@ -390,7 +436,9 @@ def profile_video(model_path: str | Path, video: str | Path, *,
         input_size=(card.input.width, card.input.height),
         timing="cuda-events" if facts.gpu_timed else "perf_counter_ns", copies=facts.copies,
         cuda_graph=cuda_graph, flip_test=timed.flip_test, load_ms=load_ms, warmup=warmup,
-        source=str(video), batches=(), memory=memory, video=result)
+        source=(str(video) if detector is None
+                else f"{video} (boxes: detector {Path(detector).name})"),
+        batches=(), memory=memory, video=result)
 
 
 def profile_models(model_paths: Sequence[str | Path], *,
@@ -401,7 +449,9 @@ def profile_models(model_paths: Sequence[str | Path], *,
                    video: str | Path | None = None,
                    boxes: np.ndarray | Sequence[np.ndarray] | str | Path | None = None,
                    cuda_graph: bool = False, layers: bool = False, progress: bool = True,
-                   runner_factory: RunnerFactory | None = None) -> ProfileReport:
+                   runner_factory: RunnerFactory | None = None,
+                   detector: str | Path | None = None,
+                   detector_options: Mapping[str, Any] | None = None) -> ProfileReport:
     """Profile several models one after the other in this process; one ProfileReport.
 
     Ratios in the report compare with the first model. With `video`, each model runs
@@ -409,7 +459,11 @@ def profile_models(model_paths: Sequence[str | Path], *,
     each model's run); otherwise `profile_model` at every batch size (default (1,);
     iters and duration_s apply per batch size). warmup None: 50 calls per batch
     size, 10 on a video. Arguments are checked for every model before any is timed.
+    detector: with a video, a person detector run on every frame (profile_video).
     """
+    if detector is not None and video is None:
+        raise InputError("a detector is profiled frame by frame on a video; on a still image "
+                         "give boxes (or profile the detector's people with --video)")
     load = read_load_average()
     paths = [Path(p) for p in model_paths]
     if not paths:
@@ -445,7 +499,8 @@ def profile_models(model_paths: Sequence[str | Path], *,
                 path, video, boxes=boxes,
                 warmup=DEFAULT_VIDEO_WARMUP if warmup is None else warmup, max_frames=iters,
                 duration_s=duration_s, cuda_graph=cuda_graph, progress=progress,
-                runner_factory=runner_factory))
+                runner_factory=runner_factory, detector=detector,
+                detector_options=detector_options))
     else:
         sizes = check_batch_sizes((1,) if batch_sizes is None else batch_sizes)
         if boxes is not None and not isinstance(boxes, np.ndarray):
