@@ -29,6 +29,7 @@ from calib.int8 import (FALLBACKS, CalibrationCache, Int8GraphWriter, Layer, act
 from calib.ranges import DEFAULT_PERCENTILE, METHODS
 from calib.report import AccuracyReport, HoldoutEvaluator, PrecisionRow
 from edgepose.card import ModelCard
+from edgepose.detect.card import DetectorCard
 from edgepose.errors import CalibrationError, CardError, GateError, InputError, ModelFileError
 from edgepose.io import atomic_path, check_output_path, remove_stale_scratch
 from export.onnx_files.lint import check_onnx_for_tensorrt
@@ -100,14 +101,15 @@ def report_path_for(out: str | Path) -> Path:
     return Path(out).with_suffix(".report.json")
 
 
-def _read_card(model: onnx.ModelProto, model_path: Path) -> ModelCard:
-    """The card in metadata_props["edgepose"]; calibration preprocesses by it."""
-    try:
-        card = find_card(model)
-    except CardError as exc:
-        raise ModelFileError(f"{model_path}: {exc}") from None
-    if card is not None:
-        return card
+def _read_card(model: onnx.ModelProto, model_path: Path) -> ModelCard | DetectorCard:
+    """The pose or detector card in the graph; calibration preprocesses by it."""
+    for card_type in (ModelCard, DetectorCard):
+        try:
+            card = find_card(model, card_type)
+        except CardError as exc:
+            raise ModelFileError(f"{model_path}: {exc}") from None
+        if card is not None:
+            return card
     raise ModelFileError(f"{model_path} carries no edgepose model card, and calibration "
                          "preprocesses its images the way the runtime will, from the card: "
                          "export the model with 'edgepose export' so it carries one")
@@ -222,6 +224,9 @@ def _read_model(model_path: Path, options: _Options) -> tuple[onnx.ModelProto, M
     if card.precision != "fp32":
         raise InputError(f"{model_path} is already a {card.precision} graph; calibrate the FP32 "
                          "graph that 'edgepose export' wrote")
+    if card.paradigm == "detector" and options.gated:
+        raise InputError(f"{model_path} is a person detector; the accuracy gate measures pose "
+                         "models (keypoint AP and displacement): calibrate it without one")
     if card.paradigm != "top-down" and options.gated:
         raise InputError(f"{card.family}/{card.variant} is a {card.paradigm} model; the accuracy "
                          "gate measures AP and keypoint displacement of top-down models only")
@@ -417,7 +422,12 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
     graph = writer.write() if int8 else fp16_graph
     calibration_time = time.perf_counter() - started
 
-    evaluator = _holdout_evaluator(model, card, dataset, out, options)
+    evaluator = (None if card.paradigm == "detector"
+                 else _holdout_evaluator(model, card, dataset, out, options))
+    if evaluator is None and card.paradigm == "detector":
+        log.warning("%s is a person detector: the accuracy report scores pose models, so "
+                    "none is written; compare the boxes with 'edgepose eval --detector'",
+                    model_path.name)
     try:
         gate, measured = None, []
         if options.gated:
@@ -437,8 +447,11 @@ def calibrate(model_path: str | Path, out: str | Path, *, data: str | Path,
                                                     else "fp32")
     details = _calibration_details(written_precision, dataset, overflows, cache_path,
                                    calibration_time, int8_layers, gate, report, options)
-    new_card = card.with_updates(precision=written_precision,
-                                 extra={**card.extra, "calibration": details})
+    if card.paradigm == "detector":
+        new_card = card.with_updates(precision=written_precision, calibration=details)
+    else:
+        new_card = card.with_updates(precision=written_precision,
+                                     extra={**card.extra, "calibration": details})
     report_path = _write(graph, new_card, out, report)
     total = time.perf_counter() - started
     log.info("wrote %s in %.1f s", out, total)

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from edgepose.card import ModelCard
+from edgepose.detect.letterbox import letterbox_image, plan_letterbox
 from edgepose.errors import InputError
 from edgepose.io import read_image
 from edgepose.preprocess import (affine_matrices, crop_batch, crop_centers_scales,
@@ -126,10 +127,19 @@ def model_inputs(image: np.ndarray, card: ModelCard, boxes: np.ndarray | None = 
     Top-down: one crop per box (N, 4) xywh, or one for the whole image when boxes is
     None, exactly as TopDownPipeline; returns inputs (N, …) float32 and the crops'
     centers and scales (N, 2). Bottom-up: the whole frame as BottomUpPipeline
-    prepares it (boxes must be None); returns inputs (1, …) and None, None.
+    prepares it (boxes must be None); returns inputs (1, …) and None, None. Detectors
+    (a DetectorCard): the whole frame letterboxed as edgepose.detect.Detector does.
     """
     height, width = image.shape[:2]
     spec = card.input
+    if card.paradigm == "detector":
+        if boxes is not None:
+            raise InputError("detectors take full frames, not person boxes")
+        plan = plan_letterbox((width, height), (spec.width, spec.height), card.resize, card.pad)
+        frame = letterbox_image(image, plan, (spec.width, spec.height), spec.pad_value)
+        inputs = normalize_to_tensor(frame[None], spec.mean, spec.std, color=spec.color,
+                                     layout=spec.layout)
+        return inputs, None, None
     if card.paradigm == "bottom-up":
         if boxes is not None:
             raise InputError("bottom-up models take full frames, not person boxes")
@@ -197,7 +207,7 @@ class _Collector:
         shape = ((0, 3, spec.height, spec.width) if spec.layout == "NCHW"
                  else (0, spec.height, spec.width, 3))
         inputs = np.concatenate(self.inputs) if self.inputs else np.zeros(shape, np.float32)
-        if card.paradigm == "bottom-up":
+        if card.paradigm != "top-down":
             return Samples(inputs, None, None, self.origins)
         centers = np.concatenate(self.centers) if self.centers else np.zeros((0, 2), np.float32)
         scales = np.concatenate(self.scales) if self.scales else np.zeros((0, 2), np.float32)
@@ -234,7 +244,7 @@ def load_calibration_data(data: str | Path, card: ModelCard, *,
     samples = _check_samples(samples)
     if not (isinstance(holdout, (int, float)) and 0 <= holdout < 1):
         raise InputError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
-    if card.paradigm not in ("top-down", "bottom-up"):
+    if card.paradigm not in ("top-down", "bottom-up", "detector"):
         raise InputError(f"unknown paradigm {card.paradigm!r} in the model card")
     path = Path(data)
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
@@ -375,7 +385,7 @@ def _from_coco(folder: Path, annotation_path: Path, card: ModelCard, samples: in
             if image is None:
                 continue
             height, width = image.shape[:2]
-            if card.paradigm == "bottom-up":
+            if card.paradigm != "top-down":
                 inputs, centers, scales = model_inputs(image, card)
                 collector.add(inputs, centers, scales, [entry["file_name"]])
                 continue

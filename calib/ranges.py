@@ -255,10 +255,21 @@ def session(model: onnx.ModelProto, *, threads: int | None = None) -> Any:
                                 providers=["CPUExecutionProvider"])
 
 
+def session_batch(sess: Any, input_name: str, batch: int) -> int:
+    """`batch`, or the graph's own batch where its input fixes one (detectors exported
+    for one image at a time take exactly that)."""
+    for spec in sess.get_inputs():
+        if spec.name == input_name and spec.shape and isinstance(spec.shape[0], int) \
+                and spec.shape[0] > 0:
+            return spec.shape[0]
+    return batch
+
+
 def run_batched(sess: Any, input_name: str, inputs: np.ndarray, *, batch: int = 16,
                 outputs: Sequence[str] | None = None,
                 feeds: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every output over `inputs` (S, …) in batches, concatenated along the batch axis."""
+    batch = session_batch(sess, input_name, batch)
     names = list(outputs) if outputs is not None else [o.name for o in sess.get_outputs()]
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, len(inputs), batch):
@@ -319,6 +330,7 @@ def collect_statistics(model: onnx.ModelProto, input_name: str, inputs: np.ndarr
     if unknown:
         raise CalibrationError(f"tensor(s) {unknown[:3]} are not float tensors of the graph")
     sess = session(_exposing(model, tensors))
+    batch = session_batch(sess, input_name, batch)
     exposed = [o.name for o in sess.get_outputs()]
     absmax = {t: 0.0 for t in tensors}
     nonfinite: set[str] = set()

@@ -5,7 +5,9 @@ poses drawn on the shipped images → COCO AP and time per image of every precis
 on a synthetic validation split, on TensorRT when a GPU and TensorRT are present and
 on ONNX Runtime otherwise (the summary says which, and why). The shipped bottom-up
 demo model (OpenPose) then runs on the same images, whole frames without boxes, and
-adds its row to the table.
+adds its row to the table. The shipped demo person detector travels a user's
+detector's path (its ONNX gets a detector card, then finds the people the HRNet
+poses) and adds the detect → crop → pose row.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ VARIANT = "w10_128x96"
 CHECKPOINT = ROOT / f"assets/models/hrnet_{VARIANT}_synthetic.pth"
 OPENPOSE_CHECKPOINT = ROOT / "assets/models/openpose_coco18_d8_synthetic.pth"
 OPENPOSE_VARIANT, OPENPOSE_INPUT = "coco18_d8", (256, 320)  # the size it trained at
+DETECTOR = ROOT / "assets/models/person_detector_synthetic.onnx"
 SHIPPED = ROOT / "assets/demo/people"
 DEMO_IMAGES = ("000001.jpg", "000002.jpg")
 # The validation split: a seed the demo checkpoint never trained on (it trained on seed 1).
@@ -112,6 +115,27 @@ def _draw_shipped(out: Path, suffix: str, runner, predict) -> None:
         print(f"{name}: {len(poses)} people -> {stem}.{suffix}.png, {stem}.{suffix}.json")
 
 
+def _detector(out: Path, engines: bool) -> Path | None:
+    """The shipped detector with its detector card (and its engine where TensorRT runs),
+    drawn on the shipped images in front of the FP32 HRNet; None when not shipped."""
+    if not DETECTOR.is_file():
+        print(f"\ndetector rows skipped: no {_shown(DETECTOR)} in this checkout")
+        return None
+    from export.onnx_files.detector import export_detector
+
+    _step(f"detector: {_shown(DETECTOR)} -> detector card -> detect, crop, pose")
+    carded = out / "person_detector.onnx"
+    card = export_detector(DETECTOR, carded)
+    print(f"wrote {_shown(carded)}: {card.describe()}")
+    if not engines:
+        return carded
+    from export.engine.tensorrt import BuildConfig, build_engine
+
+    engine = build_engine(carded, carded.with_suffix(".engine"), BuildConfig(batch=(1, 1, 1)))
+    print(f"wrote {_shown(engine)}")
+    return engine
+
+
 def run(out: Path) -> int:
     import numpy as np
 
@@ -177,13 +201,25 @@ def run(out: Path) -> int:
             _draw_shipped(out, "openpose", runner, lambda image, name: pipeline(image))
         models["openpose fp32 onnx"] = openpose_path
 
+    detector = _detector(out, reason is None)
+    if detector is not None:
+        import edgepose
+
+        with edgepose.load(model_for_images, detector=detector) as estimator:
+            _draw_shipped(out, "detected", estimator.runner,
+                          lambda image, name: estimator(image))
+
     _step(f"eval: synthetic validation split ({VALIDATION_IMAGES} images, seed {VALIDATION_SEED})")
     validation = out / "val"
     annotations = write_coco_dataset(validation, VALIDATION_IMAGES,
                                      SyntheticConfig(seed=VALIDATION_SEED), progress=False)
     rows = []
-    for label, model in models.items():
-        report = evaluate_model(model, annotations, validation / "images", progress=False)
+    runs = [(label, model, None) for label, model in models.items()]
+    if detector is not None:
+        runs.append((f"{next(iter(models))} + detector", model_for_images, detector))
+    for label, model, boxes_from in runs:
+        report = evaluate_model(model, annotations, validation / "images", progress=False,
+                                detector=boxes_from)
         write_json_atomic(out / f"eval_{label.replace(' ', '_')}.json", report.to_dict())
         rows.append((label, report))
 
@@ -200,9 +236,16 @@ def run(out: Path) -> int:
                 if report.family == "hrnet" else f"{'-':>9}")
         print(f"{label:<20}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
               f"{metrics['AP75']:>7.3f}{metrics['AR']:>7.3f}{drop}{per_image:>10.1f}")
-    print("AP drop: AP points the HRNet graphs lose against its FP32 row. HRNet rows use the "
-          "ground-truth boxes, the bottom-up row whole frames. On ONNX Runtime (CPU) the FP16 "
-          "and INT8 graphs are emulated, so their times say nothing about a GPU's.")
+    print("AP drop: AP points the HRNet rows lose against its FP32 row. HRNet rows use the "
+          "ground-truth boxes, the '+ detector' row the demo detector's, the bottom-up row "
+          "whole frames. On ONNX Runtime (CPU) the FP16 and INT8 graphs are emulated, so their "
+          "times say nothing about a GPU's.")
+    for label, report in rows:
+        if report.box_metrics is not None:
+            box = report.box_metrics
+            print(f"{label}: the detector's person boxes AP {box['AP']:.3f}, AP50 "
+                  f"{box['AP50']:.3f}, AR100 {box['AR100']:.3f} (pycocotools bbox); ms/image "
+                  "includes detecting")
     if result.card.random_init:
         print(f"\nWARNING: {RANDOM_WEIGHTS_BANNER}: the AP above is that of an untrained model")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs in "

@@ -96,8 +96,13 @@ class DetectorCard:
     box_encoding: str = "xyxy"
     precision: str = "fp32"
     source: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Mapping[str, Any] | None = None
     engine: Mapping[str, Any] | None = None
     schema: int = SCHEMA_VERSION
+
+    #: What calibration and the runners name a model by; a detector has no pose family.
+    paradigm: ClassVar[str] = "detector"
+    family: ClassVar[str] = "detector"
 
     def __post_init__(self) -> None:
         _require(self.schema == SCHEMA_VERSION, "schema", self.schema,
@@ -126,10 +131,16 @@ class DetectorCard:
         _require(self.box_encoding in BOX_ENCODINGS, "box_encoding", self.box_encoding,
                  f"one of {BOX_ENCODINGS}")
         _require(isinstance(self.source, Mapping), "source", self.source, "a JSON object")
+        _require(self.precision in ("fp32", "fp16", "int8"), "precision", self.precision,
+                 "fp32, fp16 or int8")
 
     @property
     def output_names(self) -> tuple[str, ...]:
         return self.outputs
+
+    @property
+    def variant(self) -> str:
+        return f"{self.format} {self.input.width}x{self.input.height}"
 
     @property
     def output_roles(self) -> dict[str, str]:
@@ -152,7 +163,7 @@ class DetectorCard:
                 value = list(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
-            if item.name == "engine" and value is None:
+            if item.name in ("engine", "calibration") and value is None:
                 continue
             data[item.name] = value
         return data
