@@ -229,10 +229,13 @@ def _check_operator(node: onnx.NodeProto) -> list[LintFinding]:
                             "as supported operators")]
     if (node.domain, node.op_type) in KNOWN_SAFE_CUSTOM_OPS:
         return []
+    # Detector exporters end in EfficientNMS_TRT: a plugin TensorRT 11 deprecates.
+    hint = (" (for NMS, ONNX NonMaxSuppression, which TensorRT builds into its own NMS layer)"
+            if "nms" in node.op_type.lower() else "")
     return [LintFinding(name, node.op_type, "custom-domain",
                         f"operator {node.domain}::{node.op_type} is outside the ONNX default "
                         "domain; TensorRT would need a plugin for it, and edgepose ships none: "
-                        "export it as standard ONNX operators")]
+                        f"export it as standard ONNX operators{hint}")]
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:

@@ -64,3 +64,22 @@ def test_build_writes_the_detector_card_into_the_sidecar(user_onnx, tmp_path, mo
     assert sidecar_card.with_updates(engine=None) == card
     assert info.profiles == ({"images": {"min": [1, 3, 320, 320], "opt": [1, 3, 320, 320],
                                          "max": [1, 3, 320, 320]}},)
+
+
+def test_an_efficient_nms_plugin_is_refused_with_the_standard_operator_named(tmp_path):
+    from onnx import TensorProto, helper
+
+    from export.onnx_files.lint import lint_onnx
+
+    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
+    names = ("num_dets", "det_boxes", "det_scores", "det_classes")
+    node = helper.make_node("EfficientNMS_TRT", ["images"], list(names), domain="TRT")
+    model = helper.make_model(
+        helper.make_graph([node], "g", [image],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4])
+                           for n in names]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("TRT", 1)])
+    path = tmp_path / "plugin.onnx"
+    onnx.save(model, str(path))
+    findings = [f for f in lint_onnx(path) if f.rule == "custom-domain"]
+    assert len(findings) == 1 and "ONNX NonMaxSuppression" in findings[0].message
