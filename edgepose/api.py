@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -15,8 +15,11 @@ from edgepose.card import ModelCard
 from edgepose.detect import Detections, Detector
 from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
 from edgepose.errors import InputError
+from edgepose.keypoints import get_keypoint_set
 from edgepose.pipeline import Pipeline, pipeline_for
 from edgepose.poses import Poses
+from edgepose.sources import Frame, Source, open_source
+from edgepose.stream import StreamOptions, run_stream
 
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS - untrained model, poses are noise"
 WHOLE_FRAME_WARNING = ("no person boxes: the top-down model ran on the whole image as one "
@@ -72,6 +75,33 @@ class Estimator(Closeable):
             # One crop is one person: on a crowd it strings one skeleton across everyone.
             said.append(WHOLE_FRAME_WARNING)
         return said
+
+    def stream(self, source: str | Path | int | Source, *, det_interval: int = 1,
+               track: bool = True, pipelined: bool = False
+               ) -> Iterator[tuple[Frame, Poses]]:
+        """(frame, poses) for every frame of `source` (open_source's kinds: an image,
+        folder, glob, video, camera index, /dev/videoN, stream URL or GStreamer pipeline).
+
+        det_interval: with a detector, run it every this many frames and take the boxes
+        in between from the previous poses. track: give people ids that last across
+        frames (Poses.track_ids). pipelined: overlap reading, detecting, the pose model
+        and the caller's own work on threads (same poses as serial).
+        A source opened here is closed when the iteration ends.
+        """
+        options = StreamOptions(det_interval=det_interval, track=track, pipelined=pipelined)
+        opened = source if isinstance(source, Source) else open_source(source)
+        sigmas = get_keypoint_set(self.card.keypoints).sigmas
+
+        def tracker() -> Any:
+            from edgepose.track import Tracker
+
+            return Tracker(sigmas=sigmas)
+
+        try:
+            yield from run_stream(self, opened, options, tracker_factory=tracker)
+        finally:
+            if opened is not source:
+                opened.close()
 
     @property
     def draw_threshold(self) -> float:

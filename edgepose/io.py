@@ -96,12 +96,34 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
-        # mkstemp makes the file private (0600); the result gets the usual permissions.
-        os.chmod(temporary_path, 0o666 & ~_umask())
-        os.replace(temporary_path, destination)
+        place_scratch(temporary_path, destination)
     finally:
         if temporary_path.exists():
             temporary_path.unlink()
+
+
+def place_scratch(scratch: Path, destination: Path) -> None:
+    """Rename a finished scratch file onto `destination` (one atomic step)."""
+    # mkstemp makes the file private (0600); the result gets the usual permissions.
+    os.chmod(scratch, 0o666 & ~_umask())
+    os.replace(scratch, destination)
+
+
+def scratch_file_beside(destination: str | Path) -> Path:
+    """An empty scratch file in `destination`'s folder with its suffix (OpenCV's video
+    writer picks the container by it), for output streamed over a long run; the caller
+    renames it into place or removes it."""
+    destination = Path(destination)
+    folder = _output_folder(destination)
+    remove_stale_scratch(folder)
+    try:
+        handle, name = tempfile.mkstemp(prefix=_scratch_prefix(destination.name),
+                                        suffix=destination.suffix, dir=folder)
+    except OSError as exc:
+        raise InputError(f"cannot write {destination.name} in {str(folder)!r}: "
+                         f"{exc.strerror}") from None
+    os.close(handle)
+    return Path(name)
 
 
 @contextmanager

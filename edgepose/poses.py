@@ -21,13 +21,15 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class Poses:
-    """xy (N,K,2) float32 pixels; scores (N,K); person_scores (N,); boxes (N,4) xywh or None."""
+    """xy (N,K,2) float32 pixels; scores (N,K); person_scores (N,); boxes (N,4) xywh or None;
+    track_ids (N,) int, a person's id across a stream's frames, or None outside a stream."""
 
     xy: np.ndarray
     scores: np.ndarray
     person_scores: np.ndarray
     keypoint_set: str
     boxes: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         count = get_keypoint_set(self.keypoint_set).num_keypoints
@@ -49,6 +51,11 @@ class Poses:
             _check(boxes.shape == (people, 4),
                    f"Poses.boxes: expected shape ({people}, 4), got {boxes.shape}")
             object.__setattr__(self, "boxes", boxes)
+        if self.track_ids is not None:
+            ids = np.asarray(self.track_ids)
+            _check(ids.shape == (people,) and ids.dtype.kind in "iu",
+                   f"Poses.track_ids: expected ({people},) integers, got {ids.dtype} {ids.shape}")
+            object.__setattr__(self, "track_ids", ids.astype(np.int64))
 
     def __len__(self) -> int:
         return self.xy.shape[0]
@@ -72,7 +79,7 @@ class Poses:
         index = [position[keypoint] for keypoint in target.names]
         return Poses(xy=self.xy[:, index], scores=self.scores[:, index],
                      person_scores=self.person_scores, keypoint_set=target.name,
-                     boxes=self.boxes)
+                     boxes=self.boxes, track_ids=self.track_ids)
 
     def to_coco_results(self, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
         """COCO keypoint results: flat [x, y, score] per keypoint, as the evaluators read them."""
@@ -87,5 +94,7 @@ class Poses:
             }
             if self.boxes is not None:
                 entry["bbox"] = [round(float(v), 2) for v in self.boxes[person]]
+            if self.track_ids is not None:
+                entry["track_id"] = int(self.track_ids[person])
             results.append(entry)
         return results

@@ -9,41 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import edgepose
 from edgepose.api import RANDOM_WEIGHTS_BANNER
 from edgepose.cli.arguments import path_argument as _path
+from edgepose.cli.common import add_model_options as _add_model_options
+from edgepose.cli.common import check_paths as _check_paths
+from edgepose.cli.common import with_sidecar as _with_sidecar
+from edgepose.cli.common import write_outputs as _write_outputs
 from edgepose.cli.detector_flags import add_detector_options, detector_settings
+from edgepose.cli.infer import add_infer as _add_infer
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger("edgepose")
-
-
-def _check_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None], *,
-                 images: tuple[str, ...] = ()) -> None:
-    """Every output writable and none of them an input, before any work is done.
-
-    Labels are the options' flags; `images` names the outputs that are drawings.
-    """
-    from edgepose.io import check_image_output, check_output_path, refuse_overwriting_inputs
-
-    for label, path in outputs.items():
-        if path is not None:
-            (check_image_output if label in images else check_output_path)(path, label)
-    refuse_overwriting_inputs(outputs, inputs)
-
-
-def _with_sidecar(model: Path | None, flag: str = "--model") -> dict[str, Path | None]:
-    """The model and, for an engine, the `<engine>.json` sidecar it cannot run without."""
-    if model is None:
-        return {}
-    sidecar = model.with_name(model.name + ".json")
-    return {flag: model, f"the sidecar of {flag}": sidecar if sidecar.exists() else None}
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
@@ -270,17 +251,6 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=_path, required=True,
-                        help="model file: .onnx runs on ONNX Runtime (CPU), .engine/.plan on "
-                             "TensorRT (with its .json sidecar from 'edgepose build')")
-    parser.add_argument("--cuda-graph", action="store_true",
-                        help="TensorRT only: capture one CUDA graph per input shape and replay it")
-    parser.add_argument("--cuda", choices=["auto", "cuda-python", "pycuda"], default="auto",
-                        help="TensorRT only: CUDA binding to use (default auto: cuda-python, "
-                             "else pycuda)")
-
-
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval", help="COCO keypoint AP/AR (or MPII PCKh) of a model on an annotated image set",
@@ -452,124 +422,6 @@ def _run_profile(args: argparse.Namespace) -> int:
         outputs.append(("json", args.json, json_bytes(args.json, report.to_dict())))
     if args.plot:
         outputs.append(("plot", args.plot, image_bytes(args.plot, plot_image(report))))
-    _write_outputs(outputs)
-    return 0
-
-
-def _write_outputs(outputs: list[tuple[str, Path, bytes]]) -> None:
-    """Write every output of a command at its end, all or none, and name each."""
-    from edgepose.io import write_all_atomic
-
-    write_all_atomic([(path, data) for _, path, data in outputs])
-    for label, path, _ in outputs:
-        print(f"  {label}: {path}")
-
-
-def _add_infer(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "infer", help="run a model on one image; write COCO-format JSON and/or a drawing",
-        description="Top-down models (HRNet): each person box is cropped, run and "
-                    "decoded; without boxes the whole image is one person. Bottom-up models "
-                    "(OpenPose): the whole frame is run and people are assembled from the "
-                    "maps; boxes, --flip and --refine do not apply.")
-    _add_model_options(parser)
-    parser.add_argument("--image", type=_path, required=True, help="input image")
-    boxes = parser.add_mutually_exclusive_group()
-    boxes.add_argument("--boxes", help='person boxes in pixels, "x,y,w,h[,score];..."')
-    boxes.add_argument("--boxes-json", type=_path,
-                       help="JSON file: [[x,y,w,h], ...] or COCO detections "
-                            '[{"bbox": [x,y,w,h], "score": s, "image_id": i, '
-                            '"category_id": 1}, ...]; person detections (category 1) of '
-                            "--image-id are taken")
-    add_detector_options(parser, boxes)
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                        help="flip test: also run the mirrored crop and average "
-                             "(default: as the model card says)")
-    parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
-                        help="sub-pixel refinement (default: as the model card says); HRNet: "
-                             "'shift' (official quarter-pixel shift), 'dark' or 'none'; "
-                             "Stacked Hourglass: 'princeton' or 'bearpaw', the port's own rule")
-    parser.add_argument("--preset", choices=["python", "cmu", "pose-ae-train", "higherhrnet"],
-                        help="bottom-up grouping constants; PAF (OpenPose): 'python' (the "
-                             "widely used Python port) or 'cmu' (OpenPose C++ defaults); "
-                             "associative embedding: 'pose-ae-train' or 'higherhrnet'; "
-                             "default: the card's")
-    parser.add_argument("--integer-coords", action="store_true",
-                        help="Stacked Hourglass only: whole-pixel coordinates, as the original "
-                             "Princeton/bearpaw code outputs them (default: sub-pixel)")
-    parser.add_argument("--image-id", type=int,
-                        help="the image's COCO id: written in the results (default 0), and "
-                             "the image whose boxes --boxes-json takes from a COCO "
-                             "detections file holding several images")
-    parser.add_argument("--json", type=_path, help="write COCO keypoint results here")
-    parser.add_argument("--draw", type=_path, help="write the image with skeletons here")
-    parser.set_defaults(run=_run_infer)
-
-
-#: The library speaks in parameters; the CLI says which flag set them.
-_FLAG_OF_PARAMETER = {"flip_test": "--flip", "refine": "--refine", "preset": "--preset",
-                      "integer_coords": "--integer-coords", "boxes": "--boxes/--boxes-json"}
-
-
-@contextmanager
-def _parameters_as_flags() -> Iterator[None]:
-    try:
-        yield
-    except InputError as exc:
-        message = re.sub(r"\b(" + "|".join(_FLAG_OF_PARAMETER) + r")\b",
-                         lambda match: _FLAG_OF_PARAMETER[match.group(1)], str(exc))
-        raise InputError(message) from None
-
-
-def _run_infer(args: argparse.Namespace) -> int:
-    from edgepose.api import WHOLE_FRAME_WARNING, load
-    from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
-
-    _check_paths({"--json": args.json, "--draw": args.draw},
-                 {**_with_sidecar(args.model), "--image": args.image,
-                  "--boxes-json": args.boxes_json, **_with_sidecar(args.detector, "--detector")},
-                 images=("--draw",))
-    detector_options = detector_settings(args)
-    image = read_image(args.image)
-    boxes = scores = None
-    if args.boxes is not None:
-        boxes, scores = parse_boxes(args.boxes)
-    elif args.boxes_json is not None:
-        boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
-    with _parameters_as_flags():
-        estimator = load(args.model, flip_test=args.flip, refine=args.refine,
-                         preset=args.preset, integer_coords=True if args.integer_coords else None,
-                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
-                         detector_options=detector_options)
-        with estimator:
-            if estimator.detector is not None:
-                print(estimator.detector.statement, file=sys.stderr)
-            poses = estimator(image, boxes, scores)
-    card = estimator.card
-    warnings = estimator.warnings(boxes)
-    results = poses.to_coco_results(0 if args.image_id is None else args.image_id)
-    outputs = []
-    if args.json:
-        # COCO results are a bare list; a wrapper keeps the warnings beside them.
-        payload: object = results
-        if warnings or estimator.detector is not None:
-            payload = {"warnings": warnings, "results": results}
-            if estimator.detector is not None:
-                payload["detector"] = {"statement": estimator.detector.statement,
-                                       "card": estimator.detector.card.to_dict(),
-                                       "people": estimator.last_detections.to_json()}
-        outputs.append(("json", args.json, json_bytes(args.json, payload)))
-    if args.draw:
-        outputs.append(("drawing", args.draw, image_bytes(args.draw,
-                                                          estimator.draw(image, poses))))
-    if WHOLE_FRAME_WARNING in warnings:
-        print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
-    print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
-          f"on {type(estimator.runner).__name__}")
-    if card.random_init:
-        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
-    for person, entry in enumerate(results):
-        print(f"  person {person}: score {entry['score']:.3f}")
     _write_outputs(outputs)
     return 0
 

@@ -1,0 +1,175 @@
+"""`edgepose infer`: one image, or every frame of a source, through a model."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from edgepose.api import RANDOM_WEIGHTS_BANNER
+from edgepose.cli.arguments import path_argument as _path
+from edgepose.cli.common import add_model_options, check_paths, with_sidecar, write_outputs
+from edgepose.cli.detector_flags import add_detector_options, detector_settings
+from edgepose.cli.streaming import (add_stream_options, check_stream_outputs, run_source,
+                                    stream_only_flags)
+from edgepose.errors import InputError
+
+
+def add_infer(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "infer", help="run a model on one image; write COCO-format JSON and/or a drawing",
+        description="Top-down models (HRNet): each person box is cropped, run and "
+                    "decoded; without boxes the whole image is one person. Bottom-up models "
+                    "(OpenPose): the whole frame is run and people are assembled from the "
+                    "maps; boxes, --flip and --refine do not apply.")
+    add_model_options(parser)
+    frames = parser.add_mutually_exclusive_group(required=True)
+    frames.add_argument("--image", type=_path, help="one input image")
+    frames.add_argument("--source",
+                        help="every frame of: an image, a folder or glob of images, a video "
+                             "file, a camera index (0), a V4L2 device (/dev/video0), an "
+                             "RTSP/HTTP URL, or a GStreamer pipeline (OpenCV with GStreamer); "
+                             "see the stream options below")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", help='person boxes in pixels, "x,y,w,h[,score];..."')
+    boxes.add_argument("--boxes-json", type=_path,
+                       help="JSON file: [[x,y,w,h], ...] or COCO detections "
+                            '[{"bbox": [x,y,w,h], "score": s, "image_id": i, '
+                            '"category_id": 1}, ...]; person detections (category 1) of '
+                            "--image-id are taken")
+    add_detector_options(parser, boxes)
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="flip test: also run the mirrored crop and average "
+                             "(default: as the model card says)")
+    parser.add_argument("--refine", choices=["none", "shift", "dark", "princeton", "bearpaw"],
+                        help="sub-pixel refinement (default: as the model card says); HRNet: "
+                             "'shift' (official quarter-pixel shift), 'dark' or 'none'; "
+                             "Stacked Hourglass: 'princeton' or 'bearpaw', the port's own rule")
+    parser.add_argument("--preset", choices=["python", "cmu", "pose-ae-train", "higherhrnet"],
+                        help="bottom-up grouping constants; PAF (OpenPose): 'python' (the "
+                             "widely used Python port) or 'cmu' (OpenPose C++ defaults); "
+                             "associative embedding: 'pose-ae-train' or 'higherhrnet'; "
+                             "default: the card's")
+    parser.add_argument("--integer-coords", action="store_true",
+                        help="Stacked Hourglass only: whole-pixel coordinates, as the original "
+                             "Princeton/bearpaw code outputs them (default: sub-pixel)")
+    parser.add_argument("--image-id", type=int,
+                        help="the image's COCO id: written in the results (default 0), and "
+                             "the image whose boxes --boxes-json takes from a COCO "
+                             "detections file holding several images")
+    parser.add_argument("--json", type=_path,
+                        help="write COCO keypoint results here (with --source: image ids are "
+                             "frame index + 1, in the source's order)")
+    parser.add_argument("--draw", type=_path, help="write the image with skeletons here")
+    add_stream_options(parser)
+    parser.set_defaults(run=run_infer)
+
+
+#: The library speaks in parameters; the CLI says which flag set them.
+FLAG_OF_PARAMETER = {"flip_test": "--flip", "refine": "--refine", "preset": "--preset",
+                      "integer_coords": "--integer-coords", "boxes": "--boxes/--boxes-json"}
+
+
+@contextmanager
+def parameters_as_flags() -> Iterator[None]:
+    try:
+        yield
+    except InputError as exc:
+        message = re.sub(r"\b(" + "|".join(FLAG_OF_PARAMETER) + r")\b",
+                         lambda match: FLAG_OF_PARAMETER[match.group(1)], str(exc))
+        raise InputError(message) from None
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from edgepose.api import WHOLE_FRAME_WARNING, load
+    from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
+
+    if args.source is not None:
+        return _run_infer_source(args)
+    refused = stream_only_flags(args)
+    if refused:
+        raise InputError(f"{', '.join(refused)} apply to --source, not to one --image")
+
+    check_paths({"--json": args.json, "--draw": args.draw},
+                 {**with_sidecar(args.model), "--image": args.image,
+                  "--boxes-json": args.boxes_json, **with_sidecar(args.detector, "--detector")},
+                 images=("--draw",))
+    detector_options = detector_settings(args)
+    image = read_image(args.image)
+    boxes = scores = None
+    if args.boxes is not None:
+        boxes, scores = parse_boxes(args.boxes)
+    elif args.boxes_json is not None:
+        boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
+    with parameters_as_flags():
+        estimator = load(args.model, flip_test=args.flip, refine=args.refine,
+                         preset=args.preset, integer_coords=True if args.integer_coords else None,
+                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
+                         detector_options=detector_options)
+        with estimator:
+            if estimator.detector is not None:
+                print(estimator.detector.statement, file=sys.stderr)
+            poses = estimator(image, boxes, scores)
+    card = estimator.card
+    warnings = estimator.warnings(boxes)
+    results = poses.to_coco_results(0 if args.image_id is None else args.image_id)
+    outputs = []
+    if args.json:
+        # COCO results are a bare list; a wrapper keeps the warnings beside them.
+        payload: object = results
+        if warnings or estimator.detector is not None:
+            payload = {"warnings": warnings, "results": results}
+            if estimator.detector is not None:
+                payload["detector"] = {"statement": estimator.detector.statement,
+                                       "card": estimator.detector.card.to_dict(),
+                                       "people": estimator.last_detections.to_json()}
+        outputs.append(("json", args.json, json_bytes(args.json, payload)))
+    if args.draw:
+        outputs.append(("drawing", args.draw, image_bytes(args.draw,
+                                                          estimator.draw(image, poses))))
+    if WHOLE_FRAME_WARNING in warnings:
+        print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
+    print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
+          f"on {type(estimator.runner).__name__}")
+    if card.random_init:
+        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
+    for person, entry in enumerate(results):
+        print(f"  person {person}: score {entry['score']:.3f}")
+    write_outputs(outputs)
+    return 0
+
+
+def _run_infer_source(args: argparse.Namespace) -> int:
+    from edgepose.api import WHOLE_FRAME_WARNING, load
+
+    for flag, value in (("--boxes", args.boxes), ("--boxes-json", args.boxes_json),
+                        ("--draw", args.draw), ("--image-id", args.image_id)):
+        if value is not None:
+            raise InputError(f"{flag} applies to one --image; with --source the boxes come "
+                             "from --detector (or the previous frame's poses)")
+    from edgepose.sources import open_source
+
+    source_path = Path(args.source)
+    inputs = {**with_sidecar(args.model), **with_sidecar(args.detector, "--detector"),
+              **({"--source": source_path} if source_path.exists() else {})}
+    check_stream_outputs(args)
+    outputs = {"--json": args.json, "--jsonl": args.jsonl, "--video-out": args.video_out}
+    check_paths(outputs, inputs)
+    detector_options = detector_settings(args)
+    if args.det_interval != 1 and args.detector is None:
+        raise InputError("--det-interval needs --detector")
+    # The source first: a camera that is not there costs nothing to find out.
+    with open_source(args.source) as source, parameters_as_flags():
+        estimator = load(args.model, flip_test=args.flip, refine=args.refine,
+                         preset=args.preset, integer_coords=True if args.integer_coords else None,
+                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
+                         detector_options=detector_options)
+        with estimator:
+            if estimator.detector is not None:
+                print(estimator.detector.statement, file=sys.stderr)
+            elif estimator.top_down:
+                print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
+            return run_source(args, estimator, source)

@@ -1,0 +1,203 @@
+"""A source's frames through detector → pose model → tracker, serial or pipelined.
+
+Top-down models with a detector run it every `det_interval` frames; on the frames
+between, each person's box comes from their keypoints in the previous frame, grown
+by BOX_EXPANSION about its centre (as RTMPose's deployment tracks people between
+detections). Without a detector the whole frame is one person. Bottom-up models run
+every frame whole. A tracker gives each person an id that lasts across frames.
+
+`pipelined=True` overlaps the stages of different frames on threads joined by bounded
+queues: reading and detecting frame t+1 while the pose model runs on frame t and the
+caller draws and writes frame t−1. ONNX Runtime and TensorRT release the GIL while
+they compute, so the stages use separate cores. The pose stage keeps its order of
+work (boxes from the previous frame's poses, the tracker), so both modes give the
+same poses frame for frame.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from edgepose.detect import Detections
+from edgepose.errors import InputError
+from edgepose.pipeline import keypoint_boxes
+from edgepose.poses import Poses
+from edgepose.preprocess import MIN_BOX_PIXELS
+from edgepose.sources import Frame, Source
+
+#: Box around the previous frame's keypoints, scaled by this about its centre.
+BOX_EXPANSION = 1.25
+#: Keypoints below this score do not shape a propagated box.
+BOX_KEYPOINT_SCORE = 0.3
+#: Frames in flight between two pipelined stages.
+QUEUE_DEPTH = 2
+_END = object()
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """det_interval: run the detector every this many frames (1: every frame).
+    track: give people track ids. pipelined: overlap the stages on threads."""
+
+    det_interval: int = 1
+    track: bool = True
+    pipelined: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.det_interval, bool) or not isinstance(self.det_interval, int) \
+                or self.det_interval < 1:
+            raise InputError(f"det_interval is {self.det_interval!r}; expected a whole number "
+                             "of frames >= 1")
+
+
+def boxes_from_poses(poses: Poses, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes (N, 4) xywh, scores (N,)) around each person's confident keypoints,
+    expanded by BOX_EXPANSION and clipped to the frame; people with nothing left out."""
+    if not len(poses):
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    confident = np.where(poses.scores >= BOX_KEYPOINT_SCORE, poses.scores, 0.0)
+    # A person whose keypoints are all weak keeps a box from all of them.
+    weak = ~(confident > 0).any(axis=1)
+    confident[weak] = np.maximum(poses.scores[weak], 1e-6)
+    boxes = keypoint_boxes(poses.xy, confident).astype(np.float64)
+    centers = boxes[:, :2] + boxes[:, 2:] / 2
+    sizes = boxes[:, 2:] * BOX_EXPANSION
+    low = np.clip(centers - sizes / 2, 0, [width, height])
+    high = np.clip(centers + sizes / 2, 0, [width, height])
+    boxes = np.concatenate([low, high - low], axis=1)
+    usable = (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1) & (boxes[:, 2] > MIN_BOX_PIXELS)
+    return boxes[usable].astype(np.float32), poses.person_scores[usable].astype(np.float32)
+
+
+class _Stages:
+    """The per-frame work, split where the pipelined mode puts its threads."""
+
+    def __init__(self, estimator: Any, options: StreamOptions,
+                 tracker_factory: Callable[[], Any] | None) -> None:
+        self.estimator = estimator
+        self.options = options
+        self.detector = estimator.detector if estimator.top_down else None
+        self.tracker = tracker_factory() if (options.track and tracker_factory) else None
+        self.previous: Poses | None = None
+
+    def detect(self, frame: Frame) -> Detections | None:
+        """The detector's people, on the frames it runs on (None on the others)."""
+        if self.detector is None or frame.index % self.options.det_interval:
+            return None
+        return self.detector(frame.image)
+
+    def pose(self, frame: Frame, found: Detections | None) -> Poses:
+        estimator = self.estimator
+        image = frame.image
+        if not estimator.top_down:
+            poses = estimator.pipeline(image)
+        elif self.detector is None:
+            poses = estimator.pipeline(image)         # the whole frame, as one person
+        else:
+            if found is None and self.previous is not None:
+                height, width = image.shape[:2]
+                boxes, scores = boxes_from_poses(self.previous, width, height)
+            elif found is not None:
+                boxes, scores = found.boxes, found.scores
+            else:
+                boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            poses = estimator.pipeline(image, boxes, scores)
+        if self.tracker is not None:
+            boxes = poses.boxes if poses.boxes is not None else keypoint_boxes(poses.xy,
+                                                                              poses.scores)
+            ids = self.tracker.update(boxes, poses.person_scores, keypoints=poses.xy,
+                                      keypoint_scores=poses.scores)
+            poses = replace(poses, track_ids=np.asarray(ids, np.int64))
+        self.previous = poses
+        return poses
+
+
+def run_stream(estimator: Any, source: Source, options: StreamOptions | None = None, *,
+               tracker_factory: Callable[[], Any] | None = None
+               ) -> Iterator[tuple[Frame, Poses]]:
+    """(frame, poses) for every frame the source gives, in order."""
+    options = options or StreamOptions()
+    stages = _Stages(estimator, options, tracker_factory)
+    if not options.pipelined:
+        for frame in source:
+            yield frame, stages.pose(frame, stages.detect(frame))
+        return
+    yield from _pipelined(stages, source)
+
+
+def _pipelined(stages: _Stages, source: Source) -> Iterator[tuple[Frame, Poses]]:
+    detected: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    posed: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    stop = threading.Event()
+
+    def put(target: queue.Queue, item: object) -> bool:
+        # A bounded put that gives up when the consumer has gone away.
+        while not stop.is_set():
+            try:
+                target.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def take(source_queue: queue.Queue) -> object:
+        while not stop.is_set():
+            try:
+                return source_queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _END
+
+    def read_and_detect() -> None:
+        try:
+            for frame in source:
+                if not put(detected, (frame, stages.detect(frame))):
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            put(detected, error)
+            return
+        put(detected, _END)
+
+    def pose() -> None:
+        while True:
+            item = take(detected)
+            if item is _END or isinstance(item, BaseException):
+                put(posed, item)
+                return
+            frame, found = item
+            try:
+                result = (frame, stages.pose(frame, found))
+            except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+                put(posed, error)
+                return
+            if not put(posed, result):
+                return
+
+    workers = [threading.Thread(target=read_and_detect, name="edgepose read+detect",
+                                daemon=True),
+               threading.Thread(target=pose, name="edgepose pose", daemon=True)]
+    for worker in workers:
+        worker.start()
+    try:
+        while True:
+            item = posed.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        for target in (detected, posed):       # unblock a worker waiting to put
+            try:
+                while True:
+                    target.get_nowait()
+            except queue.Empty:
+                pass
+        for worker in workers:
+            worker.join(timeout=5.0)
