@@ -83,6 +83,11 @@ def scipy_optimize() -> ModuleType:
     return import_optional("scipy.optimize", "ae", "Associative Embedding grouping")
 
 
+def scipy_for_tracking() -> ModuleType:
+    """scipy.optimize for the tracker's Hungarian matching of people to tracks."""
+    return import_optional("scipy.optimize", "track", "Tracking people across frames")
+
+
 def pycocotools() -> ModuleType:
     """pycocotools with its `coco` and `cocoeval` modules loaded (COCO keypoint evaluation).
 

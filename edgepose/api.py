@@ -77,7 +77,8 @@ class Estimator(Closeable):
         return said
 
     def stream(self, source: str | Path | int | Source, *, det_interval: int = 1,
-               track: bool = True, pipelined: bool = False
+               track: bool = True, pipelined: bool = False,
+               stage_seconds: dict[str, list[float]] | None = None
                ) -> Iterator[tuple[Frame, Poses]]:
         """(frame, poses) for every frame of `source` (open_source's kinds: an image,
         folder, glob, video, camera index, /dev/videoN, stream URL or GStreamer pipeline).
@@ -85,7 +86,8 @@ class Estimator(Closeable):
         det_interval: with a detector, run it every this many frames and take the boxes
         in between from the previous poses. track: give people ids that last across
         frames (Poses.track_ids). pipelined: overlap reading, detecting, the pose model
-        and the caller's own work on threads (same poses as serial).
+        and the caller's own work on threads (same poses as serial). stage_seconds
+        (serial): filled with each frame's read, detect and pose seconds.
         A source opened here is closed when the iteration ends.
         """
         options = StreamOptions(det_interval=det_interval, track=track, pipelined=pipelined)
@@ -98,7 +100,8 @@ class Estimator(Closeable):
             return Tracker(sigmas=sigmas)
 
         try:
-            yield from run_stream(self, opened, options, tracker_factory=tracker)
+            yield from run_stream(self, opened, options, tracker_factory=tracker,
+                                  stage_seconds=stage_seconds)
         finally:
             if opened is not source:
                 opened.close()
@@ -129,7 +132,8 @@ def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None
          preset: str | None = None, integer_coords: bool | None = None,
          providers: list[str] | None = None, cuda_graph: bool = False,
          cuda_impl: str = "auto", detector: str | Path | None = None,
-         detector_options: Mapping[str, Any] | None = None) -> Estimator:
+         detector_options: Mapping[str, Any] | None = None,
+         threads: int | None = None) -> Estimator:
     """Open `model` (.onnx on ONNX Runtime, .engine/.plan on TensorRT) as its card says.
 
     Overrides of the card, each None to keep the card's: flip_test (top-down and
@@ -142,11 +146,14 @@ def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None
     detector: a person detector (.onnx or .engine) that finds the boxes of a top-down
     model when a call gives none; detector_options: Detector.open's (format,
     person_class, score_threshold, iou_threshold, max_detections, color, normalize,
-    resize, pad, input_size), on the same backend options.
+    resize, pad, input_size), on the same backend options. threads: ONNX Runtime's
+    intra-op threads for each model (default: ONNX Runtime's choice).
     """
     with ExitStack() as opened:
-        runner = opened.enter_context(open_runner(model, providers, cuda_graph=cuda_graph,
-                                                  cuda_impl=cuda_impl))
+        engine_model = Path(model).suffix.lower() in ENGINE_SUFFIXES
+        runner = opened.enter_context(open_runner(
+            model, providers, cuda_graph=cuda_graph, cuda_impl=cuda_impl,
+            threads=None if engine_model else threads))
         pipeline = pipeline_for(runner, flip_test=flip_test, refine=refine, preset=preset,
                                 integer=integer_coords)
         finder = None
@@ -154,7 +161,7 @@ def load(model: str | Path, *, flip_test: bool | None = None, refine: str | None
             # The backend options go to whichever of the two files they apply to.
             engine = Path(detector).suffix.lower() in ENGINE_SUFFIXES
             backend = (dict(cuda_graph=cuda_graph, cuda_impl=cuda_impl) if engine
-                       else dict(providers=providers))
+                       else dict(providers=providers, threads=threads))
             finder = opened.enter_context(Detector.open(detector, **backend,
                                                         **(detector_options or {})))
         estimator = Estimator(pipeline, finder)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
@@ -55,9 +56,11 @@ class StreamOptions:
                              "of frames >= 1")
 
 
-def boxes_from_poses(poses: Poses, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def boxes_from_poses(poses: Poses, width: int, height: int,
+                     scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(boxes (N, 4) xywh, scores (N,)) around each person's confident keypoints,
-    expanded by BOX_EXPANSION and clipped to the frame; people with nothing left out."""
+    expanded by BOX_EXPANSION and clipped to the frame; people with nothing left out.
+    scores: each person's box score to carry along (default: the person scores)."""
     if not len(poses):
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     confident = np.where(poses.scores >= BOX_KEYPOINT_SCORE, poses.scores, 0.0)
@@ -71,7 +74,8 @@ def boxes_from_poses(poses: Poses, width: int, height: int) -> tuple[np.ndarray,
     high = np.clip(centers + sizes / 2, 0, [width, height])
     boxes = np.concatenate([low, high - low], axis=1)
     usable = (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1) & (boxes[:, 2] > MIN_BOX_PIXELS)
-    return boxes[usable].astype(np.float32), poses.person_scores[usable].astype(np.float32)
+    carried = poses.person_scores if scores is None else np.asarray(scores, np.float32)
+    return boxes[usable].astype(np.float32), carried[usable].astype(np.float32)
 
 
 class _Stages:
@@ -84,6 +88,9 @@ class _Stages:
         self.detector = estimator.detector if estimator.top_down else None
         self.tracker = tracker_factory() if (options.track and tracker_factory) else None
         self.previous: Poses | None = None
+        # The detector's confidence in each person, carried over the frames it skips:
+        # the tracker weighs detections, not pose quality.
+        self.previous_box_scores: np.ndarray | None = None
 
     def detect(self, frame: Frame) -> Detections | None:
         """The detector's people, on the frames it runs on (None on the others)."""
@@ -94,40 +101,68 @@ class _Stages:
     def pose(self, frame: Frame, found: Detections | None) -> Poses:
         estimator = self.estimator
         image = frame.image
-        if not estimator.top_down:
-            poses = estimator.pipeline(image)
-        elif self.detector is None:
-            poses = estimator.pipeline(image)         # the whole frame, as one person
+        box_scores = None
+        if not estimator.top_down or self.detector is None:
+            poses = estimator.pipeline(image)   # bottom-up, or the whole frame as one person
         else:
             if found is None and self.previous is not None:
                 height, width = image.shape[:2]
-                boxes, scores = boxes_from_poses(self.previous, width, height)
+                boxes, box_scores = boxes_from_poses(self.previous, width, height,
+                                                     self.previous_box_scores)
             elif found is not None:
-                boxes, scores = found.boxes, found.scores
+                boxes, box_scores = found.boxes, found.scores
             else:
-                boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-            poses = estimator.pipeline(image, boxes, scores)
+                boxes, box_scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            poses = estimator.pipeline(image, boxes, box_scores)
         if self.tracker is not None:
             boxes = poses.boxes if poses.boxes is not None else keypoint_boxes(poses.xy,
                                                                               poses.scores)
-            ids = self.tracker.update(boxes, poses.person_scores, keypoints=poses.xy,
-                                      keypoint_scores=poses.scores)
+            ids = self.tracker.update(boxes,
+                                      poses.person_scores if box_scores is None else box_scores,
+                                      keypoints=poses.xy, keypoint_scores=poses.scores)
             poses = replace(poses, track_ids=np.asarray(ids, np.int64))
         self.previous = poses
+        self.previous_box_scores = box_scores
         return poses
 
 
 def run_stream(estimator: Any, source: Source, options: StreamOptions | None = None, *,
-               tracker_factory: Callable[[], Any] | None = None
+               tracker_factory: Callable[[], Any] | None = None,
+               stage_seconds: dict[str, list[float]] | None = None
                ) -> Iterator[tuple[Frame, Poses]]:
-    """(frame, poses) for every frame the source gives, in order."""
+    """(frame, poses) for every frame the source gives, in order.
+
+    stage_seconds (serial only): filled with each frame's "read", "detect" and "pose"
+    seconds, for a benchmark to find the slowest stage.
+    """
     options = options or StreamOptions()
     stages = _Stages(estimator, options, tracker_factory)
-    if not options.pipelined:
+    if options.pipelined:
+        if stage_seconds is not None:
+            raise InputError("stage times are measured on the serial loop")
+        yield from _pipelined(stages, source)
+        return
+    if stage_seconds is None:
         for frame in source:
             yield frame, stages.pose(frame, stages.detect(frame))
         return
-    yield from _pipelined(stages, source)
+    for name in ("read", "detect", "pose"):
+        stage_seconds.setdefault(name, [])
+    frames = iter(source)
+    while True:
+        began = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        read = time.perf_counter()
+        found = stages.detect(frame)
+        detected = time.perf_counter()
+        poses = stages.pose(frame, found)
+        posed = time.perf_counter()
+        for name, seconds in (("read", read - began), ("detect", detected - read),
+                              ("pose", posed - detected)):
+            stage_seconds[name].append(seconds)
+        yield frame, poses
 
 
 def _pipelined(stages: _Stages, source: Source) -> Iterator[tuple[Frame, Poses]]:

@@ -14,13 +14,15 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 
 def open_runner(path: str | Path, providers: list[str] | None = None, *,
                 cuda_graph: bool = False, cuda_impl: str = "auto",
-                card_type: type[Card] | None = ModelCard) -> Runner:
+                card_type: type[Card] | None = ModelCard, threads: int | None = None) -> Runner:
     """A runner for a model file: `.onnx` → ONNX Runtime, `.engine`/`.plan` → TensorRT.
 
     providers: ONNX Runtime execution providers (ONNX models only).
     cuda_graph, cuda_impl: TensorRT options (engines only); see TensorRTRunner.
     card_type: the card the model carries (the pose ModelCard, or a detector's card);
     None opens an ONNX graph that has none (engines always have their sidecar).
+    threads: ONNX Runtime's intra-op threads (default: its own choice, all cores); a
+    pipelined stream gives each model fewer so that its stages do not fight for cores.
     """
     suffix = Path(path).suffix.lower()
     if suffix in ONNX_SUFFIXES:
@@ -29,7 +31,8 @@ def open_runner(path: str | Path, providers: list[str] | None = None, *,
                              f"engines ({', '.join(ENGINE_SUFFIXES)}), not to {str(path)!r}")
         from edgepose.backends.onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, providers=providers, card_type=card_type)
+        return OnnxRuntimeRunner(path, providers=providers, card_type=card_type,
+                                 threads=threads)
     if suffix in ENGINE_SUFFIXES:
         if providers:
             raise InputError(f"ONNX Runtime providers {providers} do not apply to the TensorRT "

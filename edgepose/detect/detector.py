@@ -112,7 +112,7 @@ class Detector(Closeable):
     @classmethod
     def open(cls, path: str | Path, *, format: str | None = None,
              input_size: tuple[int, int] | None = None, providers: list[str] | None = None,
-             cuda_graph: bool = False, cuda_impl: str = "auto",
+             cuda_graph: bool = False, cuda_impl: str = "auto", threads: int | None = None,
              **overrides: Any) -> "Detector":
         """Open a detector; overrides: see apply_overrides (color, normalize, person_class,
         score_threshold, iou_threshold, max_detections, resize, pad). format and
@@ -120,7 +120,8 @@ class Detector(Closeable):
         path = Path(path)
         engine = path.suffix.lower() in ENGINE_SUFFIXES
         runner = open_runner(path, providers, cuda_graph=cuda_graph, cuda_impl=cuda_impl,
-                             card_type=DetectorCard if engine else None)
+                             card_type=DetectorCard if engine else None,
+                             threads=None if engine else threads)
         try:
             card, origin = cls._card_for(runner, path, format, input_size,
                                          overrides.get("person_class"))

@@ -154,3 +154,13 @@ def test_the_annotated_video_has_every_frame(tmp_path):
     capture.release()
     with pytest.raises(InputError, match="must end in"):
         VideoSink(tmp_path / "out.gif", 10)
+
+
+def test_people_keep_their_track_ids_across_frames(exported_hrnet, detector_onnx, clip):
+    # The constant detector finds the same two people in every frame: two ids, kept.
+    with edgepose.load(exported_hrnet, detector=detector_onnx) as estimator:
+        tracked = [poses.track_ids.tolist() for _, poses in estimator.stream(clip)]
+        pipelined = [poses.track_ids.tolist()
+                     for _, poses in estimator.stream(clip, pipelined=True)]
+    assert tracked == [[1, 2]] * 9
+    assert pipelined == tracked
