@@ -12,14 +12,17 @@ TRAIN_DATA := .cache/synthetic/train
 OPENPOSE_CHECKPOINT := assets/models/openpose_coco18_d8_synthetic.pth
 # The first 4000 of the same images (seed 1), annotated in OpenPose's COCO-18 order.
 TRAIN_DATA_18 := .cache/synthetic/train18
+DEMO_DETECTOR := assets/models/person_detector_synthetic.onnx
+# The first 4000 of the same images (seed 1); the detector trains on their person boxes.
+TRAIN_DATA_DETECTOR := .cache/synthetic/train-detector
 
-.PHONY: demo test test-all demo-checkpoint demo-checkpoint-openpose clean
+.PHONY: demo test test-all demo-checkpoint demo-checkpoint-openpose demo-detector clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[export,calib,eval,test,plot]"
+	$(PY) -m pip install --quiet -e ".[export,calib,eval,test,plot,track]"
 	touch $@
 
 demo: $(STAMP)
@@ -36,6 +39,13 @@ demo-checkpoint-openpose: $(STAMP)
 	$(PY) -m export.training.synthetic --out $(TRAIN_DATA_18) --count 4000 --seed 1 --layout coco18 --quiet
 	$(PY) -m export.training.openpose --annotations $(TRAIN_DATA_18)/person_keypoints.json \
 		--images $(TRAIN_DATA_18)/images --variant coco18_d8 --steps 4000 --out $(OPENPOSE_CHECKPOINT)
+
+# The demo person detector (Ultralytics YOLOv8 ONNX layout) and its record, scored on 300
+# unseen synthetic images (seed 2); see README "Data and the demo models".
+demo-detector: $(STAMP)
+	$(PY) -m export.training.synthetic --out $(TRAIN_DATA_DETECTOR) --count 4000 --seed 1 --quiet
+	$(PY) -m export.training.detector --annotations $(TRAIN_DATA_DETECTOR)/person_keypoints.json \
+		--images $(TRAIN_DATA_DETECTOR)/images --out $(DEMO_DETECTOR)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
