@@ -173,18 +173,34 @@ def _progress_bar(count: int, enabled: bool) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here: the video module builds on this one.
+    from export.training.synthetic.video import SyntheticVideoConfig
+
+    video = SyntheticVideoConfig()
     parser = argparse.ArgumentParser(
         prog="python -m export.training.synthetic",
         description="Write a synthetic COCO keypoints dataset: images of articulated people "
                     "(left limbs warm-coloured, right limbs cool) on cluttered backgrounds, "
                     "with overlap, occluders, truncation, lighting and blur, and "
                     "DIR/person_keypoints.json with boxes, areas and visibility flags. "
+                    "With --video, a video of people walking instead, with track ids. "
                     "The same seed always writes the same files.")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output folder; images go to DIR/images/, annotations to "
                              "DIR/person_keypoints.json")
     parser.add_argument("--count", type=int, required=True, metavar="N",
-                        help="number of images (000000.jpg .. N-1)")
+                        help="number of images (000000.jpg .. N-1); with --video, the number "
+                             "of people walking through the video (1 to 100)")
+    parser.add_argument("--video", type=int, default=None, metavar="FRAMES",
+                        help=f"write one synthetic video of FRAMES frames ({video.fps:g} per "
+                             "second) instead of an image set: DIR/video.avi (Motion JPEG), every "
+                             "frame as DIR/images/frame_000000.jpg .., and "
+                             "DIR/person_keypoints.json, whose annotations carry a track_id "
+                             "that stays with each person from frame to frame. --count people "
+                             "walk, turn, cross and hide each other, and may leave the frame "
+                             f"and come back; the nearest stand {video.person_height[1]:g} of "
+                             "the height tall. --people, "
+                             "--min-person-height and --workers apply to image sets only")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="random seed; image i depends only on (seed, i) (default 0)")
     parser.add_argument("--layout", choices=list(LAYOUTS), default="coco17",
@@ -195,10 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image width in pixels (default 320)")
     parser.add_argument("--height", type=int, default=defaults.height, metavar="H",
                         help="image height in pixels; also the tallest person (default 256)")
-    parser.add_argument("--min-person-height", type=float, default=defaults.min_person_height,
+    # None until given, so that --video can refuse them (the defaults apply to image sets).
+    parser.add_argument("--min-person-height", type=float, default=None,
                         metavar="PX", help="standing height of the smallest person in pixels "
-                                           "(default 40)")
-    parser.add_argument("--people", type=int, nargs=2, metavar=("MIN", "MAX"), default=[1, 4],
+                                           f"(default {defaults.min_person_height:g})")
+    parser.add_argument("--people", type=int, nargs=2, metavar=("MIN", "MAX"), default=None,
                         help="people per image, a range (default 1 4)")
     parser.add_argument("--format", choices=list(IMAGE_FORMATS), default="jpg",
                         help="image files: jpg (quality 95, small) or png (lossless, ~4x "
@@ -213,13 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m export.training.synthetic`; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s")
+    if args.video is not None:
+        given = [flag for flag, value in (("--people", args.people), ("--workers", args.workers),
+                                          ("--min-person-height", args.min_person_height))
+                 if value is not None]
+        if given:
+            parser.error(f"{', '.join(given)}: for image sets only; with --video, --count is "
+                         "the number of people in the video")
+        return _main_video(args)
+    defaults = SyntheticConfig()
     try:
-        config = SyntheticConfig(image_size=(args.width, args.height), seed=args.seed,
-                                 people=tuple(args.people),
-                                 min_person_height=args.min_person_height)
+        config = SyntheticConfig(
+            image_size=(args.width, args.height), seed=args.seed,
+            people=tuple(args.people) if args.people is not None else defaults.people,
+            min_person_height=(args.min_person_height if args.min_person_height is not None
+                               else defaults.min_person_height))
         path = write_coco_dataset(args.out, args.count, config, layout=args.layout,
                                   image_format=args.format, workers=args.workers,
                                   progress=not args.quiet)
@@ -227,6 +256,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    return 0
+
+
+def _main_video(args: argparse.Namespace) -> int:
+    from export.training.synthetic.video import SyntheticVideoConfig, write_synthetic_video
+
+    try:
+        config = SyntheticVideoConfig(frame_size=(args.width, args.height), frames=args.video,
+                                      people=args.count, seed=args.seed)
+        video, annotations = write_synthetic_video(args.out, config, layout=args.layout,
+                                                   image_format=args.format,
+                                                   progress=not args.quiet)
+    except EdgeposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {video} and {annotations}")
     return 0
 
 

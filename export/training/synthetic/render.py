@@ -147,12 +147,31 @@ def _draw_head(canvas: _Canvas, figure: Figure) -> None:
                        (60, 50, 140), None, False)
 
 
+def draw_figures(image: np.ndarray, figures: list[Figure]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Draw `figures` into `image` in list order (back to front); return (owner, masks).
+
+    owner: (H, W) int8, the index of the figure drawn last at each pixel, -2 where
+    none is. masks: one (H, W) uint8 silhouette per figure, 255 inside, including
+    the parts later figures cover.
+    """
+    height, width = image.shape[:2]
+    owner = np.full((height, width), -2, np.int8)
+    masks = []
+    for number, figure in enumerate(figures):
+        mask = np.zeros((height, width), np.uint8)
+        outline = max(1, int(round(figure.height / 110)))
+        _draw_figure(_Canvas(image, mask, outline), figure)
+        owner[mask > 0] = number
+        masks.append(mask)
+    return owner, masks
+
+
 def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(0, 256, size=3))  # type: ignore[return-value]
 
 
-def _background(rng: np.random.Generator, width: int, height: int,
-                clutter: tuple[int, int]) -> np.ndarray:
+def draw_background(rng: np.random.Generator, width: int, height: int,
+                    clutter: tuple[int, int]) -> np.ndarray:
     """A gradient, low-frequency blotches, an optional texture and random shapes."""
     xx = np.arange(width, dtype=np.float32)[None, :]
     yy = np.arange(height, dtype=np.float32)[:, None]
@@ -210,8 +229,8 @@ def _ipt(p: np.ndarray) -> tuple[int, int]:
     return int(round(float(p[0]))), int(round(float(p[1])))
 
 
-def _draw_occluder(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray,
-                   box: np.ndarray) -> None:
+def draw_occluder(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray,
+                  box: np.ndarray) -> None:
     """A random object over part of `box` (x0, y0, x1, y1); its pixels get owner -1."""
     x0, y0, x1, y1 = box
     bw, bh = max(x1 - x0, 4.0), max(y1 - y0, 4.0)
@@ -248,8 +267,8 @@ def _draw_occluder(rng: np.random.Generator, image: np.ndarray, owner: np.ndarra
     owner[covered] = -1
 
 
-def _photometric(rng: np.random.Generator, image: np.ndarray,
-                 config: SyntheticConfig) -> np.ndarray:
+def photometric(rng: np.random.Generator, image: np.ndarray,
+                config: SyntheticConfig) -> np.ndarray:
     """Lighting (gain, offset, colour cast, illumination gradient), blur and noise."""
     height, width = image.shape[:2]
     out = image.astype(np.float32)
@@ -313,8 +332,8 @@ def _place(rng: np.random.Generator, figure: Figure, config: SyntheticConfig,
     return figure.translated(target - (low + high) / 2)
 
 
-def _annotate(figure: Figure, mask: np.ndarray, owner: np.ndarray, index: int,
-              config: SyntheticConfig) -> PersonAnnotation | None:
+def annotate(figure: Figure, mask: np.ndarray, owner: np.ndarray, index: int,
+             config: SyntheticConfig) -> PersonAnnotation | None:
     """COCO-17 rows, box and area for figure `index` once everything is drawn."""
     width, height = config.width, config.height
     ys, xs = np.nonzero(mask)
@@ -356,7 +375,7 @@ def render_image(config: SyntheticConfig, index: int) -> tuple[np.ndarray, list[
         raise InputError(f"image index must be a non-negative integer, got {index!r}")
     rng = _image_rng(config, int(index))
     width, height = config.width, config.height
-    image = _background(rng, width, height, config.clutter)
+    image = draw_background(rng, width, height, config.clutter)
     count = int(rng.integers(config.people[0], config.people[1] + 1))
     # Half log-uniform, half uniform: many mid-sized people, some small and some large.
     low = config.min_person_height
@@ -368,22 +387,15 @@ def render_image(config: SyntheticConfig, index: int) -> tuple[np.ndarray, list[
         figure = sample_figure(rng, float(person_height))
         figures.append(_place(rng, figure, config, [(f.extent()[0] + f.extent()[1]) / 2
                                                     for f in figures]))
-    owner = np.full((height, width), -2, np.int8)
-    masks = []
-    for number, figure in enumerate(figures):
-        mask = np.zeros((height, width), np.uint8)
-        outline = max(1, int(round(figure.height / 110)))
-        _draw_figure(_Canvas(image, mask, outline), figure)
-        owner[mask > 0] = number
-        masks.append(mask)
+    owner, masks = draw_figures(image, figures)
     for _ in range(int(rng.integers(config.occluders[0], config.occluders[1] + 1))):
         target = figures[int(rng.integers(len(figures)))]
         low, high = target.extent()
-        _draw_occluder(rng, image, owner, np.concatenate([low, high]))
-    image = _photometric(rng, image, config)
+        draw_occluder(rng, image, owner, np.concatenate([low, high]))
+    image = photometric(rng, image, config)
     people = []
     for number, (figure, mask) in enumerate(zip(figures, masks)):
-        annotation = _annotate(figure, mask, owner, number, config)
+        annotation = annotate(figure, mask, owner, number, config)
         if annotation is not None:
             people.append(annotation)
     return image, people
