@@ -27,6 +27,9 @@ CHECKPOINT = ROOT / f"assets/models/hrnet_{VARIANT}_synthetic.pth"
 OPENPOSE_CHECKPOINT = ROOT / "assets/models/openpose_coco18_d8_synthetic.pth"
 OPENPOSE_VARIANT, OPENPOSE_INPUT = "coco18_d8", (256, 320)  # the size it trained at
 DETECTOR = ROOT / "assets/models/person_detector_synthetic.onnx"
+# The stream demo: a short synthetic video of people walking past each other.
+VIDEO_FRAMES, VIDEO_PEOPLE, VIDEO_SEED = 60, 3, 5
+DETECTION_INTERVALS = (1, 3, 5)
 SHIPPED = ROOT / "assets/demo/people"
 DEMO_IMAGES = ("000001.jpg", "000002.jpg")
 # The validation split: a seed the demo checkpoint never trained on (it trained on seed 1).
@@ -136,6 +139,83 @@ def _detector(out: Path, engines: bool) -> Path | None:
     return engine
 
 
+def _video_truth(annotations: Path) -> list[tuple[list[int], list[list[float]]]]:
+    """Per frame: (track ids, boxes) of the people with labelled keypoints."""
+    data = json.loads(annotations.read_text())
+    frames: dict[int, tuple[list[int], list[list[float]]]] = {
+        image["id"]: ([], []) for image in data["images"]}
+    for ann in data["annotations"]:
+        if ann.get("num_keypoints", 0) > 0:
+            frames[ann["image_id"]][0].append(ann["track_id"])
+            frames[ann["image_id"]][1].append(ann["bbox"])
+    return [frames[i] for i in sorted(frames)]
+
+
+def _stream(out: Path, model: Path, detector: Path) -> list[tuple[str, dict]]:
+    """The detector and the HRNet over a synthetic video: the annotated video and JSON
+    lines, keypoint AP, id switches and FPS at each detection interval, serial and
+    pipelined."""
+    import numpy as np
+
+    import edgepose
+    from edgepose.evaluate import coco_keypoint_eval, evaluate_model, id_switches
+    from edgepose.sinks import JsonLinesSink, VideoSink
+    from export.training.synthetic.video import SyntheticVideoConfig, write_synthetic_video
+
+    _step(f"stream: detector + HRNet over a {VIDEO_FRAMES}-frame synthetic video "
+          f"({VIDEO_PEOPLE} people walking, seed {VIDEO_SEED})")
+    video, annotations = write_synthetic_video(
+        out / "video", SyntheticVideoConfig(frames=VIDEO_FRAMES, people=VIDEO_PEOPLE,
+                                            seed=VIDEO_SEED))
+    truth = _video_truth(annotations)
+    rows = []
+    with edgepose.load(model, detector=detector) as estimator:
+        for interval in DETECTION_INTERVALS:
+            for pipelined in (False, True) if interval == 1 else (False,):
+                sinks = []
+                if interval == 1:
+                    # Both K=1 runs draw and write, so their FPS compare like for like.
+                    stem = "stream.pipelined" if pipelined else "stream"
+                    sinks = [JsonLinesSink(out / f"{stem}.jsonl"),
+                             VideoSink(out / f"{stem}.mp4", 10.0)]
+                results, tracks = [], []
+                began = time.perf_counter()
+                for frame, poses in estimator.stream(video, det_interval=interval,
+                                                     pipelined=pipelined):
+                    if sinks:
+                        drawing = estimator.draw(frame.image, poses)
+                        for sink in sinks:
+                            sink.write(frame, poses, drawing)
+                    results.extend(poses.to_coco_results(frame.index + 1))
+                    kept = poses.track_ids >= 0
+                    boxes = poses.boxes if poses.boxes is not None else np.zeros((0, 4))
+                    tracks.append((poses.track_ids[kept], boxes[kept]))
+                seconds = time.perf_counter() - began
+                for sink in sinks:
+                    sink.finish(True)
+                metrics = coco_keypoint_eval(annotations, results)
+                score = id_switches(truth, tracks)
+                label = f"K={interval}" + (" pipelined" if pipelined else "")
+                rows.append((label, {"ap": metrics["AP"], "id_switches": score.id_switches,
+                                     "mota": score.to_dict()["mota"],
+                                     "fps": VIDEO_FRAMES / seconds}))
+    ground = evaluate_model(model, annotations, video.parent / "images", progress=False)
+    same = (out / "stream.jsonl").read_bytes() == (out / "stream.pipelined.jsonl").read_bytes()
+    print(f"wrote {_shown(out / 'stream.mp4')}, {_shown(out / 'stream.jsonl')}; pipelined "
+          f"poses {'identical to' if same else 'DIFFERENT FROM'} the serial loop's")
+    print(f"{'detector every':<22}{'AP':>7}{'id switches':>13}{'MOTA':>7}{'FPS':>7}")
+    for label, row in rows:
+        mota = "n/a" if row["mota"] is None else f"{row['mota']:.2f}"
+        print(f"{label:<22}{row['ap']:>7.3f}{row['id_switches']:>13d}{mota:>7}"
+              f"{row['fps']:>7.1f}")
+    print(f"{'ground-truth boxes':<22}{ground.metrics['AP']:>7.3f}{'-':>13}{'-':>7}"
+          f"{1000 / max(ground.ms_per_image, 1e-9):>7.1f}")
+    print("K: the detector runs every K frames, the boxes in between follow the previous "
+          "poses. FPS: reading, detecting, posing and tracking, plus drawing and writing the "
+          "video and JSON lines in both K=1 rows; the ground-truth row is eval's loop.")
+    return rows
+
+
 def run(out: Path) -> int:
     import numpy as np
 
@@ -225,7 +305,8 @@ def run(out: Path) -> int:
 
     _step("summary")
     fp32_ap = rows[0][1].metrics["AP"]
-    print(f"{'model':<20}{'backend':<40}{'AP':>7}{'AP50':>7}{'AP75':>7}{'AR':>7}"
+    width = max(20, max(len(label) for label, _ in rows) + 2)
+    print(f"{'model':<{width}}{'backend':<40}{'AP':>7}{'AP50':>7}{'AP75':>7}{'AR':>7}"
           f"{'AP drop':>9}{'ms/image':>10}")
     for label, report in rows:
         metrics = report.metrics
@@ -234,7 +315,7 @@ def run(out: Path) -> int:
         # Rounded before printing, with + 0.0, so a gain too small to show reads 0.00, not -0.00.
         drop = (f"{round(100 * (fp32_ap - metrics['AP']), 2) + 0.0:>9.2f}"
                 if report.family == "hrnet" else f"{'-':>9}")
-        print(f"{label:<20}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
+        print(f"{label:<{width}}{report.backend:<40}{metrics['AP']:>7.3f}{metrics['AP50']:>7.3f}"
               f"{metrics['AP75']:>7.3f}{metrics['AR']:>7.3f}{drop}{per_image:>10.1f}")
     print("AP drop: AP points the HRNet rows lose against its FP32 row. HRNet rows use the "
           "ground-truth boxes, the '+ detector' row the demo detector's, the bottom-up row "
@@ -246,6 +327,9 @@ def run(out: Path) -> int:
             print(f"{label}: the detector's person boxes AP {box['AP']:.3f}, AP50 "
                   f"{box['AP50']:.3f}, AR100 {box['AR100']:.3f} (pycocotools bbox); ms/image "
                   "includes detecting")
+    if detector is not None:
+        stream_rows = _stream(out, model_for_images, detector)
+        write_json_atomic(out / "stream.json", dict(stream_rows))
     if result.card.random_init:
         print(f"\nWARNING: {RANDOM_WEIGHTS_BANNER}: the AP above is that of an untrained model")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs in "
