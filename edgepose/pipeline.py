@@ -18,8 +18,9 @@ from edgepose._closing import Closeable
 from edgepose.backends.base import Runner
 from edgepose.card import AeSpec, CpmSpec, HourglassSpec, InputSpec, ModelCard, PafSpec
 from edgepose.card import TopDownSpec
-from edgepose.decode.ae import AeDecoder, AeParams, aggregate_higherhrnet, resize_bilinear
-from edgepose.decode.ae import average_flip as ae_average_flip
+from edgepose.decode.ae import AeDecoder, AeParams
+from edgepose.decode.ae_maps import aggregate_higherhrnet, resize_bilinear
+from edgepose.decode.ae_maps import average_flip as ae_average_flip
 from edgepose.decode.cpm import CpmDecoder
 from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_REFINES
 from edgepose.decode.hourglass import HourglassDecoder

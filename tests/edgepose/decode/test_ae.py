@@ -21,18 +21,16 @@ from edgepose.decode.ae import (
     AeDecoder,
     AeParams,
     adjust,
-    aggregate_higherhrnet,
     assign,
-    average_flip,
-    flip_back_maps,
     match_by_tag,
     match_cost,
     nms,
     refine,
-    resize_bilinear,
     tag_distance,
     top_k,
 )
+from edgepose.decode.ae_maps import (aggregate_higherhrnet, average_flip, flip_back_maps,
+                                     resize_bilinear)
 from edgepose.errors import DecodeError, InputError, MissingDependencyError
 from edgepose.keypoints import COCO17
 
