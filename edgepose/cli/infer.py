@@ -7,7 +7,7 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from edgepose.api import RANDOM_WEIGHTS_BANNER
 from edgepose.cli.arguments import path_argument as _path
@@ -84,7 +84,7 @@ def parameters_as_flags() -> Iterator[None]:
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    from edgepose.api import WHOLE_FRAME_WARNING, load
+    from edgepose.api import WHOLE_FRAME_WARNING
     from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
 
     if args.source is not None:
@@ -105,13 +105,8 @@ def run_infer(args: argparse.Namespace) -> int:
     elif args.boxes_json is not None:
         boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
     with parameters_as_flags():
-        estimator = load(args.model, flip_test=args.flip, refine=args.refine,
-                         preset=args.preset, integer_coords=True if args.integer_coords else None,
-                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
-                         detector_options=detector_options)
+        estimator = _load(args, detector_options)
         with estimator:
-            if estimator.detector is not None:
-                print(estimator.detector.statement, file=sys.stderr)
             poses = estimator(image, boxes, scores)
     card = estimator.card
     warnings = estimator.warnings(boxes)
@@ -143,7 +138,7 @@ def run_infer(args: argparse.Namespace) -> int:
 
 
 def _run_infer_source(args: argparse.Namespace) -> int:
-    from edgepose.api import WHOLE_FRAME_WARNING, load
+    from edgepose.api import WHOLE_FRAME_WARNING
 
     for flag, value in (("--boxes", args.boxes), ("--boxes-json", args.boxes_json),
                         ("--draw", args.draw), ("--image-id", args.image_id)):
@@ -163,13 +158,21 @@ def _run_infer_source(args: argparse.Namespace) -> int:
         raise InputError("--det-interval needs --detector")
     # The source first: a camera that is not there costs nothing to find out.
     with open_source(args.source) as source, parameters_as_flags():
-        estimator = load(args.model, flip_test=args.flip, refine=args.refine,
-                         preset=args.preset, integer_coords=True if args.integer_coords else None,
-                         cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
-                         detector_options=detector_options)
+        estimator = _load(args, detector_options)
         with estimator:
-            if estimator.detector is not None:
-                print(estimator.detector.statement, file=sys.stderr)
-            elif estimator.top_down:
+            if estimator.detector is None and estimator.top_down:
                 print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
             return run_source(args, estimator, source)
+
+
+def _load(args: argparse.Namespace, detector_options: dict[str, object]) -> Any:
+    """edgepose.load with the infer flags; the detector's card is stated on stderr."""
+    from edgepose.api import load
+
+    estimator = load(args.model, flip_test=args.flip, refine=args.refine, preset=args.preset,
+                     integer_coords=True if args.integer_coords else None,
+                     cuda_graph=args.cuda_graph, cuda_impl=args.cuda, detector=args.detector,
+                     detector_options=detector_options)
+    if estimator.detector is not None:
+        print(estimator.detector.statement, file=sys.stderr)
+    return estimator

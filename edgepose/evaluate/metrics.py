@@ -171,19 +171,7 @@ def coco_keypoint_eval(annotations: str | Path | Mapping[str, Any],
     # pycocotools prints progress on stdout; a library must not, so it goes to the debug log.
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        ground_truth = coco_api.coco.COCO()
-        # Shallow copies: COCOeval writes 'ignore' flags into the annotation dicts.
-        ground_truth.dataset = {**dataset,
-                                "annotations": [dict(a) for a in dataset["annotations"]]}
-        ground_truth.createIndex()
-        if cleaned:
-            detections = ground_truth.loadRes(cleaned)
-        else:
-            # loadRes reads results[0] and fails on an empty list; no results is AP 0.
-            detections = coco_api.coco.COCO()
-            detections.dataset = {"images": list(dataset["images"]),
-                                  "categories": list(dataset["categories"]), "annotations": []}
-            detections.createIndex()
+        ground_truth, detections = _coco_pair(coco_api, dataset, cleaned)
         evaluator = coco_api.cocoeval.COCOeval(ground_truth, detections, iouType="keypoints")
         evaluator.params.kpt_oks_sigmas = sigma_array
         evaluator.params.imgIds = selected
@@ -193,6 +181,23 @@ def coco_keypoint_eval(annotations: str | Path | Mapping[str, Any],
     _log.debug("pycocotools output:\n%s", captured.getvalue())
     return {name: float(value) if value >= 0 else math.nan
             for name, value in zip(METRIC_NAMES, evaluator.stats)}
+
+
+def _coco_pair(coco_api: Any, dataset: Mapping[str, Any],
+               results: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """pycocotools' ground truth and results objects for COCOeval."""
+    ground_truth = coco_api.coco.COCO()
+    # Shallow copies: COCOeval writes 'ignore' flags into the annotation dicts.
+    ground_truth.dataset = {**dataset, "annotations": [dict(a) for a in dataset["annotations"]]}
+    ground_truth.createIndex()
+    if results:
+        return ground_truth, ground_truth.loadRes(results)
+    # loadRes reads results[0] and fails on an empty list; no results is AP 0.
+    detections = coco_api.coco.COCO()
+    detections.dataset = {"images": list(dataset["images"]),
+                          "categories": list(dataset["categories"]), "annotations": []}
+    detections.createIndex()
+    return ground_truth, detections
 
 
 #: pycocotools' bbox summary, in its order.
@@ -207,17 +212,7 @@ def coco_box_eval(dataset: Mapping[str, Any], results: Sequence[Mapping[str, Any
     coco_api = _optional.pycocotools()
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        ground_truth = coco_api.coco.COCO()
-        ground_truth.dataset = {**dataset,
-                                "annotations": [dict(a) for a in dataset["annotations"]]}
-        ground_truth.createIndex()
-        if results:
-            detections = ground_truth.loadRes([dict(r) for r in results])
-        else:
-            detections = coco_api.coco.COCO()
-            detections.dataset = {"images": list(dataset["images"]),
-                                  "categories": list(dataset["categories"]), "annotations": []}
-            detections.createIndex()
+        ground_truth, detections = _coco_pair(coco_api, dataset, [dict(r) for r in results])
         evaluator = coco_api.cocoeval.COCOeval(ground_truth, detections, iouType="bbox")
         evaluator.params.imgIds = sorted(set(image_ids))
         evaluator.params.catIds = [1]

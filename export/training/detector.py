@@ -34,9 +34,8 @@ Shape letters: B batch, A anchors (cells of all strides), N boxes of an image.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import logging
+import math
 import shlex
 import sys
 import tempfile
@@ -388,77 +387,25 @@ def export_detector(model: torch.nn.Module, out: Path, height: int, width: int,
 
 # --- evaluation -----------------------------------------------------------------------
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes (N, 4) x1, y1, x2, y2 that greedy NMS keeps, best first."""
-    order = np.argsort(-scores, kind="stable")
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0,
-                                                                   None)
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        lt = np.maximum(boxes[best, :2], boxes[rest, :2])
-        rb = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        intersection = np.clip(rb - lt, 0, None).prod(axis=1)
-        iou = intersection / np.maximum(areas[best] + areas[rest] - intersection, 1e-9)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, np.int64)
-
-
-def decode_output(output: np.ndarray, width: float, height: float, *,
-                  score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = NMS_IOU,
-                  max_detections: int = MAX_DETECTIONS) -> tuple[np.ndarray, np.ndarray]:
-    """One image's (5, A) raw output → boxes (M, 4) x1, y1, x2, y2 clipped to the image and
-    their scores (M,), best first."""
-    cx, cy, w, h, scores = output
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    kept = np.flatnonzero(scores > score_threshold)
-    kept = kept[nms(boxes[kept], scores[kept], iou_threshold)][:max_detections]
-    return boxes[kept], scores[kept]
-
-
-BOX_METRICS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10",
-               "AR100")
-
-
-def box_ap(annotations: Path, results: list[dict]) -> dict:
-    """COCOeval's bbox metrics of COCO `results` (image_id, category_id, bbox x, y, w, h,
-    score) against the COCO file; every metric 0 without any result."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it goes
-        ground_truth = COCO(str(annotations))
-        counts = {"images": len(ground_truth.getImgIds()),
-                  "ground_truth_boxes": len(ground_truth.getAnnIds()),
-                  "detections": len(results)}
-        if not results:
-            return {name: 0.0 for name in BOX_METRICS} | counts
-        evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), iouType="bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return {name: round(float(v), 4) for name, v in zip(BOX_METRICS, evaluation.stats)} | counts
-
-
 def evaluate_onnx(onnx_path: Path, annotations: Path, images: Path) -> dict:
-    """box_ap of the ONNX file's decoded boxes on a COCO set whose images are the input
-    size (so the letterbox is an identity)."""
-    import onnxruntime as ort
+    """Person box AP of the ONNX file on a COCO set, read as a user's detector is: through
+    edgepose.detect (the guessed Ultralytics card) at the COCO protocol's thresholds, and
+    scored by edgepose.evaluate's pycocotools bbox evaluation."""
+    from edgepose.detect import Detector
+    from edgepose.evaluate.metrics import coco_box_eval
 
     data = read_annotations(annotations)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     results = []
-    for info in sorted(data["images"], key=lambda image: image["id"]):
-        image = read_image(Path(images) / info["file_name"])
-        output = session.run([OUTPUT_NAME], {INPUT_NAME: to_input(image)[None]})[0][0]
-        boxes, scores = decode_output(output, info["width"], info["height"])
-        results += [{"image_id": info["id"], "category_id": 1, "score": float(s),
-                     "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
-                    for b, s in zip(boxes, scores)]
-    return box_ap(annotations, results)
+    with Detector.open(onnx_path, score_threshold=SCORE_THRESHOLD, iou_threshold=NMS_IOU,
+                       max_detections=MAX_DETECTIONS) as detector:
+        for info in sorted(data["images"], key=lambda image: image["id"]):
+            found = detector(read_image(Path(images) / info["file_name"]))
+            results += [dict(entry, image_id=info["id"]) for entry in found.to_json()]
+    metrics = coco_box_eval(data, results, image_ids=[image["id"] for image in data["images"]])
+    return {**{name: None if math.isnan(value) else round(value, 4)
+                for name, value in metrics.items()},
+            "images": len(data["images"]), "ground_truth_boxes": len(data["annotations"]),
+            "detections": len(results)}
 
 
 def validate(onnx_path: Path, config: TrainConfig) -> dict:

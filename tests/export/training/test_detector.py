@@ -14,9 +14,8 @@ onnx = pytest.importorskip("onnx")
 from edgepose.errors import ExportError, InputError  # noqa: E402
 from export.models.detector import DetectorConfig, PersonDetector  # noqa: E402
 from export.training.detector import (FrameDataset, TrainConfig, assign_targets,  # noqa: E402
-                                      batch_loss, box_ap, build_parser, decode_output,
-                                      export_detector, load_frames, main, nms, train,
-                                      zoom_and_flip)
+                                      batch_loss, build_parser, export_detector, load_frames,
+                                      main, train, zoom_and_flip)
 from export.training.synthetic import SyntheticConfig, write_coco_dataset  # noqa: E402
 
 # Small enough that every test here runs in well under a second a step.
@@ -189,42 +188,6 @@ def test_a_few_steps_on_synthetic_people_lower_the_loss(tiny_set):
         scores = torch.sigmoid(model.raw(batch[0])[1])
     on_people, elsewhere = scores[batch[2]].mean(), scores[~batch[2]].mean()
     assert on_people > 5 * elsewhere
-
-
-def test_nms_keeps_the_best_of_overlapping_boxes():
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 10.5]],
-                     np.float32)
-    scores = np.array([0.5, 0.9, 0.4, 0.3], np.float32)
-    # IoU of box 1 (best) with 0: 90/110, with 3: 90/115; of 0 with 3: 100/105; 2 is alone.
-    assert nms(boxes, scores, 0.6).tolist() == [1, 2]
-    assert nms(boxes, scores, 0.9).tolist() == [1, 0, 2]
-    assert nms(boxes, scores, 0.96).tolist() == [1, 0, 2, 3]  # best first
-
-
-def test_decoding_turns_centres_and_sizes_into_clipped_corner_boxes():
-    output = np.array([[50.0, 5.0, 200.0],    # cx
-                       [40.0, 10.0, 60.0],    # cy
-                       [20.0, 30.0, 10.0],    # w
-                       [10.0, 8.0, 10.0],     # h
-                       [0.8, 0.6, 0.0005]],   # score: the last is under the threshold
-                      np.float32)
-    boxes, scores = decode_output(output, width=128, height=96)
-    np.testing.assert_allclose(boxes, [[40, 35, 60, 45], [0, 6, 20, 14]])
-    np.testing.assert_allclose(scores, [0.8, 0.6])
-
-
-def test_box_ap_scores_every_annotated_box_as_a_person(tiny_set):
-    annotations, _ = tiny_set
-    data = json.loads(annotations.read_text())
-    results = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
-               for a in data["annotations"]]
-    assert box_ap(annotations, results)["AP"] == pytest.approx(1.0)
-    # The ignored figures (num_keypoints 0) are ground truth for boxes: missing them
-    # lowers the recall.
-    labelled = [r for r, a in zip(results, data["annotations"]) if a["num_keypoints"] > 0]
-    assert len(labelled) < len(results)
-    assert box_ap(annotations, labelled)["AR100"] < 1.0
-    assert box_ap(annotations, [])["AP"] == 0.0
 
 
 def _session_io(path):
