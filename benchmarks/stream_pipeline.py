@@ -65,26 +65,26 @@ def _default_video(frames: int) -> Path:
 
 
 def _run(args: argparse.Namespace, video: Path, *, threads: int | None,
-         pipelined: bool, stages: dict[str, list[float]] | None) -> dict[str, float]:
+         pipelined: bool, stages: dict[str, list[int]] | None) -> dict[str, float]:
     import edgepose
     from edgepose.sinks import frame_record
 
     lines = io.StringIO()
-    sink_seconds: list[float] = []
+    sink_ns: list[int] = []
     frames = people = 0
     with edgepose.load(args.model, detector=args.detector, threads=threads) as estimator:
         began = time.perf_counter()
         for frame, poses in estimator.stream(video, det_interval=args.det_interval,
-                                             pipelined=pipelined, stage_seconds=stages):
-            drawn = time.perf_counter()
+                                             pipelined=pipelined, stage_ns=stages):
+            drawn = time.perf_counter_ns()
             estimator.draw(frame.image, poses)
             lines.write(json.dumps(frame_record(frame, poses)) + "\n")
-            sink_seconds.append(time.perf_counter() - drawn)
+            sink_ns.append(time.perf_counter_ns() - drawn)
             frames += 1
             people += len(poses)
         wall = time.perf_counter() - began
     if stages is not None:
-        stages["draw+write"] = sink_seconds
+        stages["draw+write"] = sink_ns
     return {"frames": frames, "people": people, "wall_s": wall, "fps": frames / wall}
 
 
@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                                     f"name the file")
         video = args.video or _default_video(args.frames)
         serial = _run(args, video, threads=None, pipelined=False, stages=None)
-        stages: dict[str, list[float]] = {}
+        stages: dict[str, list[int]] = {}
         timed = _run(args, video, threads=args.threads, pipelined=False, stages=stages)
         pipelined = _run(args, video, threads=args.threads, pipelined=True, stages=None)
     except EdgeposeError as exc:
         print(f"stream_pipeline: error: {exc}", file=sys.stderr)
         return 2
     # Reading and detecting share a thread in the pipeline: they are one stage there.
-    per_stage = {name: 1e3 * statistics.fmean(values) for name, values in stages.items()}
+    per_stage = {name: statistics.fmean(values) / 1e6 for name, values in stages.items()}
     pipeline_stages = {"read+detect": per_stage["read"] + per_stage["detect"],
                        "pose": per_stage["pose"], "draw+write": per_stage["draw+write"]}
     slowest = max(pipeline_stages, key=pipeline_stages.get)

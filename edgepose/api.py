@@ -78,7 +78,7 @@ class Estimator(Closeable):
 
     def stream(self, source: str | Path | int | Source, *, det_interval: int = 1,
                track: bool = True, pipelined: bool = False,
-               stage_seconds: dict[str, list[float]] | None = None
+               stage_ns: dict[str, list[int]] | None = None
                ) -> Iterator[tuple[Frame, Poses]]:
         """(frame, poses) for every frame of `source` (open_source's kinds: an image,
         folder, glob, video, camera index, /dev/videoN, stream URL or GStreamer pipeline).
@@ -86,8 +86,8 @@ class Estimator(Closeable):
         det_interval: with a detector, run it every this many frames and take the boxes
         in between from the previous poses. track: give people ids that last across
         frames (Poses.track_ids). pipelined: overlap reading, detecting, the pose model
-        and the caller's own work on threads (same poses as serial). stage_seconds
-        (serial): filled with each frame's read, detect and pose seconds.
+        and the caller's own work on threads (same poses as serial). stage_ns
+        (serial): filled with each frame's read, detect and pose nanoseconds.
         A source opened here is closed when the iteration ends.
         """
         options = StreamOptions(det_interval=det_interval, track=track, pipelined=pipelined)
@@ -101,7 +101,7 @@ class Estimator(Closeable):
 
         try:
             yield from run_stream(self, opened, options, tracker_factory=tracker,
-                                  stage_seconds=stage_seconds)
+                                  stage_ns=stage_ns)
         finally:
             if opened is not source:
                 opened.close()

@@ -82,10 +82,15 @@ class _Stages:
     """The per-frame work, split where the pipelined mode puts its threads."""
 
     def __init__(self, estimator: Any, options: StreamOptions,
-                 tracker_factory: Callable[[], Any] | None) -> None:
+                 tracker_factory: Callable[[], Any] | None,
+                 given_boxes: Callable[[int], np.ndarray | None] | None = None) -> None:
         self.estimator = estimator
         self.options = options
         self.detector = estimator.detector if estimator.top_down else None
+        if given_boxes is not None and (self.detector is not None or not estimator.top_down):
+            raise InputError("boxes given per frame apply to a top-down model without a "
+                             "detector")
+        self.given_boxes = given_boxes
         self.tracker = tracker_factory() if (options.track and tracker_factory) else None
         self.previous: Poses | None = None
         # The detector's confidence in each person, carried over the frames it skips:
@@ -102,7 +107,9 @@ class _Stages:
         estimator = self.estimator
         image = frame.image
         box_scores = None
-        if not estimator.top_down or self.detector is None:
+        if self.given_boxes is not None:
+            poses = estimator.pipeline(image, self.given_boxes(frame.index))
+        elif not estimator.top_down or self.detector is None:
             poses = estimator.pipeline(image)   # bottom-up, or the whole frame as one person
         else:
             if found is None and self.previous is not None:
@@ -128,40 +135,44 @@ class _Stages:
 
 def run_stream(estimator: Any, source: Source, options: StreamOptions | None = None, *,
                tracker_factory: Callable[[], Any] | None = None,
-               stage_seconds: dict[str, list[float]] | None = None
+               stage_ns: dict[str, list[int]] | None = None,
+               clock_ns: Callable[[], int] = time.perf_counter_ns,
+               given_boxes: Callable[[int], np.ndarray | None] | None = None
                ) -> Iterator[tuple[Frame, Poses]]:
     """(frame, poses) for every frame the source gives, in order.
 
-    stage_seconds (serial only): filled with each frame's "read", "detect" and "pose"
-    seconds, for a benchmark to find the slowest stage.
+    stage_ns (serial only): filled with each frame's "read", "detect" and "pose"
+    nanoseconds by `clock_ns`, for the profiler and benchmarks to time the stages.
+    given_boxes: frame index → the (N, 4) xywh person boxes of a top-down model without
+    a detector (None ends the stream: the boxes ran out).
     """
     options = options or StreamOptions()
-    stages = _Stages(estimator, options, tracker_factory)
+    stages = _Stages(estimator, options, tracker_factory, given_boxes)
     if options.pipelined:
-        if stage_seconds is not None:
-            raise InputError("stage times are measured on the serial loop")
+        if stage_ns is not None or given_boxes is not None:
+            raise InputError("stage times and per-frame boxes are for the serial loop")
         yield from _pipelined(stages, source)
         return
-    if stage_seconds is None:
-        for frame in source:
-            yield frame, stages.pose(frame, stages.detect(frame))
-        return
-    for name in ("read", "detect", "pose"):
-        stage_seconds.setdefault(name, [])
+    if stage_ns is not None:
+        for name in ("read", "detect", "pose"):
+            stage_ns.setdefault(name, [])
     frames = iter(source)
     while True:
-        began = time.perf_counter()
+        began = clock_ns() if stage_ns is not None else 0
         frame = next(frames, None)
-        if frame is None:
+        if frame is None or (given_boxes is not None and given_boxes(frame.index) is None):
             return
-        read = time.perf_counter()
+        if stage_ns is None:
+            yield frame, stages.pose(frame, stages.detect(frame))
+            continue
+        read = clock_ns()
         found = stages.detect(frame)
-        detected = time.perf_counter()
+        detected = clock_ns()
         poses = stages.pose(frame, found)
-        posed = time.perf_counter()
-        for name, seconds in (("read", read - began), ("detect", detected - read),
-                              ("pose", posed - detected)):
-            stage_seconds[name].append(seconds)
+        posed = clock_ns()
+        for name, spent in (("read", read - began), ("detect", detected - read),
+                            ("pose", posed - detected)):
+            stage_ns[name].append(spent)
         yield frame, poses
 
 

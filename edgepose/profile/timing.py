@@ -32,6 +32,8 @@ from edgepose.profile.runners import (RunnerFactory, attach_layer_profiler, chec
 from edgepose.profile.stats import (LAYER_RUNS, LAYER_WARMUP, STAGES, BatchProfile, LayerTime,
                                     ModelProfile, ProfileReport, StageStats, VideoProfile,
                                     stage_stats, summarize_layers)
+from edgepose.sources import open_source
+from edgepose.stream import StreamOptions, run_stream
 
 _log = logging.getLogger(__name__)
 
@@ -306,6 +308,48 @@ def _profile_layers(path: Path, factory: RunnerFactory, frame: np.ndarray, boxes
         if not profiler.times:
             _log.warning("%s: TensorRT reported no layer times", path.name)
         return summarize_layers(profiler.times)
+class _TimedChain:
+    """The pose model as the stream runner calls it (`pipeline(image, boxes, scores)`),
+    each call timed stage by stage; `last` holds the latest call's times (None when the
+    frame had nobody in it, so no model ran)."""
+
+    top_down = True
+
+    def __init__(self, timed: _TimedPipeline, detector: Any) -> None:
+        self.timed = timed
+        self.detector = detector
+        self.last: _CallTimes | None = None
+
+    def pipeline(self, image: np.ndarray, boxes: np.ndarray | None = None,
+                 scores: np.ndarray | None = None) -> Poses:
+        if boxes is None:
+            boxes = np.array([[0.0, 0.0, image.shape[1], image.shape[0]]], np.float32)
+        if len(boxes) == 0:
+            self.last = None
+            return self.timed.pipeline(image, boxes)
+        self.last, poses = self.timed.run(image, boxes, scores)
+        return poses
+
+
+def _ending_boxes(boxes_of: Callable[[int], np.ndarray | None] | None
+                  ) -> Callable[[int], np.ndarray | None] | None:
+    """boxes_of, saying once where per-frame boxes run out before the video does."""
+    if boxes_of is None:
+        return None
+    said = False
+
+    def boxes(index: int) -> np.ndarray | None:
+        nonlocal said
+        found = boxes_of(index)
+        if found is None and not said:
+            said = True
+            _log.warning("the per-frame boxes end at frame %d; the video goes on, the profile "
+                         "stops there", index)
+        return found
+
+    return boxes
+
+
 def profile_video(model_path: str | Path, video: str | Path, *,
                   boxes: np.ndarray | Sequence[np.ndarray] | str | Path | None = None,
                   warmup: int = DEFAULT_VIDEO_WARMUP, max_frames: int | None = None,
@@ -342,10 +386,8 @@ def profile_video(model_path: str | Path, video: str | Path, *,
         if not capture.isOpened():
             raise InputError(f"video {str(video)!r} could not be opened (not a format this OpenCV "
                              "build reads)")
-        clock = _now_ns
-        began = clock()
+        # The first frame sizes the run and warms the model; the stream reads it again.
         ok, frame = capture.read()
-        first_read = clock() - began
         if not ok or frame is None:
             raise InputError(f"video {str(video)!r} has no frame OpenCV can decode")
         height, width = frame.shape[:2]
@@ -388,33 +430,24 @@ def profile_video(model_path: str | Path, video: str | Path, *,
             recorder = _Recorder(facts.gpu_timed, video=True, detect=detect)
             bar = _Progress(progress, max_frames, f"{path.name} on {video.name}", unit="frame")
             frames = people = 0
-            read_ns = first_read
             loop_start = time.perf_counter()
             deadline = loop_start + duration_s if duration_s is not None else None
+            # The frames go through the stream runner `edgepose infer --source` uses; the
+            # chain below times the pose model's stages inside it.
+            chain = _TimedChain(timed, finder)
+            stage_ns: dict[str, list[int]] = {}
+            source = stack.enter_context(open_source(video))
             try:
-                while True:
-                    detect_ns = None
-                    if detect:
-                        call, detect_ns, found = timed.run_detecting(frame, finder)
-                    else:
-                        current = frame_boxes(frames, frame)
-                        if current is None:
-                            _log.warning("the per-frame boxes end at frame %d; the video goes "
-                                         "on, the profile stops there", frames)
-                            break
-                        found = current.shape[0]
-                        call = timed.run(frame, current)[0] if found else None
-                    recorder.add(call, read_ns=read_ns, detect_ns=detect_ns)
+                for _, poses in run_stream(chain, source, StreamOptions(track=False),
+                                           stage_ns=stage_ns, clock_ns=lambda: _now_ns(),
+                                           given_boxes=_ending_boxes(boxes_of)):
+                    recorder.add(chain.last, read_ns=stage_ns["read"][-1],
+                                 detect_ns=stage_ns["detect"][-1] if detect else None)
                     frames += 1
-                    people += found
+                    people += len(poses)
                     bar.update()
                     if (max_frames is not None and frames >= max_frames) or \
                             (deadline is not None and time.perf_counter() >= deadline):
-                        break
-                    began = clock()
-                    ok, frame = capture.read()
-                    read_ns = clock() - began
-                    if not ok or frame is None:
                         break
             finally:
                 bar.close()
