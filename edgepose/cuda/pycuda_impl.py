@@ -7,14 +7,15 @@ memory"); they become CudaError naming our call too.
 
 pycuda needs a current context on the calling thread. This implementation
 retains the device's primary context (the one the CUDA runtime, and so
-TensorRT, uses) and makes it current on the thread that creates it: use it
-from that thread.
+TensorRT, uses) and makes it current on every thread that calls it, once per
+thread: a pipelined stream runs its models on worker threads.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import threading
 from types import ModuleType
 from typing import Any, Callable
 
@@ -96,12 +97,14 @@ class _Driver:
 
 
 class _Stream(Stream):
-    def __init__(self, drv: ModuleType) -> None:
+    def __init__(self, drv: ModuleType, current: Callable[[], None]) -> None:
         self._drv = drv
+        self._current = current     # the context made current on the calling thread
         self.raw = _call(drv, "Stream", drv.Stream, flags=_CU_STREAM_NON_BLOCKING)
         self.handle = int(self.raw.handle)
 
     def synchronize(self) -> None:
+        self._current()
         _call(self._drv, "Stream.synchronize", self.raw.synchronize)
 
     def _release(self) -> None:
@@ -109,14 +112,17 @@ class _Stream(Stream):
 
 
 class _Event(Event):
-    def __init__(self, drv: ModuleType) -> None:
+    def __init__(self, drv: ModuleType, current: Callable[[], None]) -> None:
         self._drv = drv
+        self._current = current
         self.raw = _call(drv, "Event", drv.Event)
 
     def record(self, stream: Stream) -> None:
+        self._current()
         _call(self._drv, "Event.record", self.raw.record, stream.raw)
 
     def synchronize(self) -> None:
+        self._current()
         _call(self._drv, "Event.synchronize", self.raw.synchronize)
 
     def elapsed_ms(self, start: Event) -> float:
@@ -185,6 +191,8 @@ class PyCuda(Cuda):
         self._context: Any = None
         self._driver: _Driver | None = None
         self._initialised = False
+        self._threads = threading.local()
+        self._lock = threading.Lock()
 
     def _init(self) -> bool:
         """cuInit once; False (with the reason kept) where there is no usable GPU."""
@@ -198,14 +206,18 @@ class PyCuda(Cuda):
         return True
 
     def _ensure_context(self) -> None:
-        if self._context is None:
-            if not self._init():
-                raise CudaError(f"no CUDA device is usable ({self.no_device_reason})")
-            device = _call(self._drv, "Device", self._drv.Device, self._device_index)
-            context = _call(self._drv, "Device.retain_primary_context",
-                            device.retain_primary_context)
-            _call(self._drv, "Context.push", context.push)
-            self._context = context
+        """The primary context, retained once and current on the calling thread."""
+        if getattr(self._threads, "current", False):
+            return
+        with self._lock:
+            if self._context is None:
+                if not self._init():
+                    raise CudaError(f"no CUDA device is usable ({self.no_device_reason})")
+                device = _call(self._drv, "Device", self._drv.Device, self._device_index)
+                self._context = _call(self._drv, "Device.retain_primary_context",
+                                      device.retain_primary_context)
+        _call(self._drv, "Context.push", self._context.push)
+        self._threads.current = True
 
     def device_count(self) -> int:
         if not self._init():
@@ -231,11 +243,11 @@ class PyCuda(Cuda):
 
     def stream(self) -> Stream:
         self._ensure_context()
-        return _Stream(self._drv)
+        return _Stream(self._drv, self._ensure_context)
 
     def event(self) -> Event:
         self._ensure_context()
-        return _Event(self._drv)
+        return _Event(self._drv, self._ensure_context)
 
     def host_buffer(self, nbytes: int, *, mapped: bool = False) -> HostBuffer:
         self._ensure_context()
@@ -247,11 +259,13 @@ class PyCuda(Cuda):
 
     def copy_htod_async(self, dst: DeviceBuffer, src: HostBuffer, nbytes: int,
                         stream: Stream) -> None:
+        self._ensure_context()
         _call(self._drv, "memcpy_htod_async", self._drv.memcpy_htod_async, dst.ptr,
               src.array[:nbytes], stream.raw)
 
     def copy_dtoh_async(self, dst: HostBuffer, src: DeviceBuffer, nbytes: int,
                         stream: Stream) -> None:
+        self._ensure_context()
         _call(self._drv, "memcpy_dtoh_async", self._drv.memcpy_dtoh_async, dst.array[:nbytes],
               src.ptr, stream.raw)
 
@@ -261,6 +275,7 @@ class PyCuda(Cuda):
         return self._driver
 
     def begin_capture(self, stream: Stream) -> None:
+        self._ensure_context()
         self._graph_driver().begin_capture(stream.handle)
 
     def end_capture(self, stream: Stream) -> Graph:
@@ -273,6 +288,11 @@ class PyCuda(Cuda):
 
     def _release(self) -> None:
         if self._context is not None:
+            if not getattr(self._threads, "current", False):
+                # detach pops the context off the calling thread's stack: make it current
+                # here first when another thread made it current.
+                _call(self._drv, "Context.push", self._context.push)
             context, self._context = self._context, None
+            self._threads.current = False
             # Detaching a current context pops it too (pycuda's context::detach).
             _call(self._drv, "Context.detach", context.detach)
