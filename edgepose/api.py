@@ -95,9 +95,10 @@ class Estimator(Closeable):
         sigmas = get_keypoint_set(self.card.keypoints).sigmas
 
         def tracker() -> Any:
-            from edgepose.track import Tracker
+            from edgepose.track import Tracker, TrackerConfig
 
-            return Tracker(sigmas=sigmas)
+            # A keypoint set without OKS constants (OpenPose's COCO-18) tracks boxes only.
+            return Tracker(TrackerConfig(use_keypoints=sigmas is not None), sigmas=sigmas)
 
         try:
             yield from run_stream(self, opened, options, tracker_factory=tracker,

@@ -236,3 +236,18 @@ def test_infer_runs_cpm_on_one_person_per_box(exported_cpm, image_path, tmp_path
     assert main(["infer", "--model", str(exported_cpm), "--image", str(image_path),
                  "--refine", "dark"]) == 2
     assert "refine" in capsys.readouterr().err
+
+
+def test_a_bottom_up_model_streams_with_track_ids(exported_openpose, tmp_path):
+    # COCO-18 has no OKS constants: the tracker follows boxes only, and still runs.
+    from tests.edgepose.test_sources import _video
+
+    clip = _video(tmp_path / "clip.avi", frames=3, size=(128, 96))
+    lines = tmp_path / "poses.jsonl"
+    assert main(["infer", "--model", str(exported_openpose), "--source", str(clip),
+                 "--jsonl", str(lines)]) == 0
+    records = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 1, 2]
+    assert all(r["keypoint_set"] == "coco18" for r in records)
+    ids = [p["track_id"] for r in records for p in r["people"]]
+    assert all(i is None or isinstance(i, int) for i in ids)
