@@ -35,6 +35,18 @@ COMPILE_HELP = ("compile the training step with torch.compile (inductor): about 
                 "or auto = on where a C++ compiler is found (default auto)")
 
 
+def add_run_options(parser: Any, defaults: Any, *, compile_option: bool = True) -> None:
+    """--threads, --precision and (where the trainer compiles) --compile, which every
+    trainer takes alike; defaults: its TrainConfig()."""
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help=f"torch CPU threads (default {defaults.threads})")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help=PRECISION_HELP)
+    if compile_option:
+        parser.add_argument("--compile", choices=COMPILE_MODES, default=defaults.compile,
+                            help=COMPILE_HELP)
+
+
 def native_bf16() -> bool:
     """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or AMX);
     elsewhere it emulates them, slower than float32."""

@@ -54,10 +54,9 @@ from edgepose.errors import ExportError, InputError
 from edgepose.io import atomic_path, read_image, write_json_atomic
 from export.models.detector import (STRIDES, DetectorConfig, PersonDetector, anchor_count,
                                     anchor_points, count_parameters)
-from export.training.common import (COMPILE_HELP, COMPILE_MODES, PRECISION_HELP, PRECISIONS,
-                                    check_config, check_output_folder, read_annotations,
-                                    resolve_compile, resolve_precision, run_steps,
-                                    run_training_command)
+from export.training.common import (add_run_options, check_config, check_output_folder,
+                                    read_annotations, resolve_compile, resolve_precision,
+                                    run_steps, run_training_command)
 
 log = logging.getLogger(__name__)
 
@@ -529,16 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-seed", type=int, default=defaults.validation_seed,
                         help=f"generator seed of the validation images; keep it apart from the "
                              f"training set's (default {defaults.validation_seed})")
-    parser.add_argument("--threads", type=int, default=defaults.threads,
-                        help=f"torch CPU threads (default {defaults.threads})")
     parser.add_argument("--loader-workers", type=int, default=defaults.loader_workers,
                         help=f"processes that read and augment the images beside the training "
                              f"step, 0 to do it in the step's process (default "
                              f"{defaults.loader_workers})")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help=PRECISION_HELP)
-    parser.add_argument("--compile", choices=COMPILE_MODES, default=defaults.compile,
-                        help=COMPILE_HELP)
+    add_run_options(parser, defaults)
     return parser
 
 

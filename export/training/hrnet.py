@@ -31,10 +31,10 @@ from edgepose.keypoints import COCO17, KeypointSet, get_keypoint_set
 from edgepose.preprocess import box_to_center_scale
 from export.families import IMAGENET_MEAN, IMAGENET_STD
 from export.models.hrnet import build_hrnet, parse_hrnet_variant
-from export.training.common import (COMPILE_HELP, COMPILE_MODES, PRECISION_HELP, PRECISIONS,
-                                    check_config, check_output_folder, keypoint_rows,
-                                    read_annotations, resolve_compile, resolve_precision, run_steps,
-                                    run_training_command, save_float16)
+from export.training.common import (add_run_options, check_config, check_output_folder,
+                                    keypoint_rows, read_annotations, resolve_compile,
+                                    resolve_precision, run_steps, run_training_command,
+                                    save_float16)
 
 
 @dataclass(frozen=True)
@@ -282,12 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"peak learning rate (default {defaults.learning_rate})")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help=f"random seed (default {defaults.seed})")
-    parser.add_argument("--threads", type=int, default=defaults.threads,
-                        help=f"torch CPU threads (default {defaults.threads})")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help=PRECISION_HELP)
-    parser.add_argument("--compile", choices=COMPILE_MODES, default=defaults.compile,
-                        help=COMPILE_HELP)
+    add_run_options(parser, defaults)
     return parser
 
 

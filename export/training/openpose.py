@@ -66,7 +66,7 @@ from edgepose.keypoints import COCO18, KeypointSet
 from edgepose.preprocess import image_to_bottom_up, normalize_to_tensor, resize_pad_for_bottom_up
 from export.families import OPENPOSE_MEAN, OPENPOSE_PAD_VALUE, OPENPOSE_STD, parse_input_size
 from export.models.openpose import STRIDE, build_openpose, parse_openpose_variant
-from export.training.common import (PRECISION_HELP, PRECISIONS, check_config, check_output_folder,
+from export.training.common import (add_run_options, check_config, check_output_folder,
                                     keypoint_rows, read_annotations, resolve_precision, run_steps,
                                     run_training_command, save_float16)
 
@@ -496,10 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help=f"random seed of initialisation, order and augmentation "
                              f"(default {defaults.seed})")
-    parser.add_argument("--threads", type=int, default=defaults.threads,
-                        help=f"torch CPU threads (default {defaults.threads})")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help=PRECISION_HELP)
+    add_run_options(parser, defaults, compile_option=False)
     return parser
 
 
