@@ -69,7 +69,8 @@ def box_to_center_scale(
     boxes: (N, 4) xywh. aspect_ratio: network input width / height.
     Returns centers (N, 2) and scales (N, 2), float32. The box grows (never
     shrinks) to the input aspect ratio before it is divided by pixel_std and
-    padded, so the crop keeps the person's proportions.
+    padded, so the crop keeps the person's proportions. A box whose float32
+    center x is exactly −1 is not padded, as in the official code.
     """
     centers, (w, h) = _box_centers(boxes, aspect_ratio=aspect_ratio, padding=padding,
                                    pixel_std=pixel_std)
@@ -80,7 +81,10 @@ def box_to_center_scale(
     # The official code rounds w/200 to float32 before the float32 product with
     # the padding; doing the same keeps scales bit-identical to its output.
     scales = np.stack([grown_w / pixel_std, grown_h / pixel_std], axis=1).astype(np.float32)
-    scales *= np.float32(padding)
+    # _xywh2cs pads only `if center[0] != -1`, a legacy sentinel tested on its float32
+    # center: kept so that crops of such boxes match the official outputs.
+    padded = centers[:, 0] != np.float32(-1)
+    scales *= np.where(padded, np.float32(padding), np.float32(1))[:, None]
     return centers, scales
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 
+from edgepose.card import CropSpec
 from edgepose.errors import InputError
 from edgepose.preprocess import (
     affine_matrices,
     box_to_center_scale,
     crop_batch,
+    crop_centers_scales,
     heatmap_to_image,
     normalize_to_tensor,
     validate_boxes,
@@ -250,3 +254,40 @@ def test_validate_boxes_keeps_partly_outside_boxes():
 def test_validate_boxes_rejects_wrong_shape():
     with pytest.raises(InputError, match=r"\(N, 4\)"):
         validate_boxes(np.zeros((2, 5)), 640, 480)
+
+
+# HRNet's _xywh2cs pads by 1.25 only `if center[0] != -1`. Expected scales below are
+# worked out by hand for w = 20, h = 40 at aspect 192/256 = 0.75: w < 0.75·40 = 30, so
+# w grows to 30 and the scale is (30/200, 40/200) = (0.15, 0.2), × 1.25 = (0.1875, 0.25).
+UNPADDED = (0.15, 0.2)
+PADDED = (0.1875, 0.25)
+
+
+@pytest.mark.parametrize("x, center_x, expected", [
+    pytest.param(-11.0, -1.0, UNPADDED, id="center-x-exactly-minus-1-unpadded"),
+    pytest.param(-11.0001, -1.0001, PADDED, id="center-x-minus-1.0001-padded"),
+    pytest.param(-10.9999, -0.9999, PADDED, id="center-x-minus-0.9999-padded"),
+    pytest.param(-9.0, 1.0, PADDED, id="center-x-plus-1-padded"),
+    # The official center is a float32 array: -1.00000001 is stored as -1 exactly.
+    pytest.param(-11.00000001, -1.0, UNPADDED, id="center-x-rounds-to-minus-1-in-float32"),
+])
+def test_box_with_center_x_minus_one_is_unpadded_as_official(x, center_x, expected):
+    box = np.array([[x, 10.0, 20.0, 40.0]])
+    centers, scales = box_to_center_scale(box, 192 / 256)
+    assert centers[0, 0] == np.float32(center_x) and centers[0, 1] == np.float32(30.0)
+    np.testing.assert_allclose(scales[0], expected, rtol=1e-6)
+
+
+def test_sentinel_applies_per_box_and_through_the_cards_fit_rule():
+    boxes = np.array([[-11.0, 10.0, 20.0, 40.0], [-11.0001, 10.0, 20.0, 40.0]])
+    spec = SimpleNamespace(width=192, height=256, crop=CropSpec(rule="fit"))
+    _, scales = crop_centers_scales(boxes, spec)
+    np.testing.assert_allclose(scales, [UNPADDED, PADDED], rtol=1e-6)
+
+
+def test_cpms_height_rule_has_no_sentinel():
+    # CMU's applyModel.m has no such sentinel: 1.2 × h = 48 tall, 36 wide at 0.75.
+    box = np.array([[-11.0, 10.0, 20.0, 40.0]])
+    spec = SimpleNamespace(width=192, height=256, crop=CropSpec(rule="height", padding=1.2))
+    _, scales = crop_centers_scales(box, spec)
+    np.testing.assert_allclose(scales[0], (36 / 200, 48 / 200), rtol=1e-6)

@@ -177,6 +177,8 @@ SHIFT_CASES = [
     pytest.param(peak_map(4, EH - 2), (4.25, EH - 1.75), 1.0, id="y=H-2-refined"),
     pytest.param(peak_map(0, 5), (0, 5), 1.0, id="x=0-on-border"),
     pytest.param(peak_map(EW - 1, 5), (EW - 1, 5), 1.0, id="x=W-1-on-border"),
+    # py < H−1 is strict: a peak on the last row stays put on both axes.
+    pytest.param(peak_map(4, EH - 1), (4, EH - 1), 1.0, id="y=H-1-on-border-(py<H-1-fails)"),
     pytest.param(peak_map(2, 2), (2.25, 2.25), 1.0, id="x=y=2-first-refined-pixel"),
     pytest.param(peak_map(3, 4, left=0.7, up=0.9), (2.75, 3.75), 1.0, id="shift-negative"),
     pytest.param(peak_map(4, 5, left=0.5, right=0.5), (4, 5.25), 1.0,
@@ -187,6 +189,10 @@ SHIFT_CASES = [
     pytest.param(np.zeros((EH, EW), np.float32), (0, 0), 0.0, id="all-zero-coords-0"),
     pytest.param(np.where(np.arange(EH * EW).reshape(EH, EW) == 35, 0, -1).astype(np.float32),
                  (0, 0), 0.0, id="max-exactly-0-off-origin-still-coords-0-(mask-is-max>0)"),
+    # Any positive maximum keeps its argmax (3, 4); its -1 neighbours tie, so no shift.
+    pytest.param(np.where(np.arange(EH * EW).reshape(EH, EW) == 35, 1e-30, -1)
+                 .astype(np.float32), (3, 4), np.float32(1e-30),
+                 id="max-just-above-0-keeps-its-argmax"),
 ]
 
 
