@@ -14,9 +14,10 @@ Stages: "grouping" is what the issue's goal is about (match_by_tag: the
 keypoint-by-keypoint Hungarian matching by tags, from the top-k candidates to
 the people), timed against the reference grouping with one plain SciPy solve
 per keypoint, the least work any loop version does; "grouping+ties" times the
-same decoder call against the reference's own tie-break (the least squared
-distance among the least-cost assignments, found with one SciPy solve per
-matrix entry), the reference the results are checked with. "finish" is adjust,
+same decoder call against the reference the results are checked with: the
+sources' matching (people keyed by tag[0]) with SciPy's solver for the presets'
+ties="official" (munkres, the sources' solver, picks other optima of some ties
+in crowded frames), the reference's own tie-break for ties="most-joins". "finish" is adjust,
 person scores and refine (refine's distance maps dominate it); "decode" is
 everything from the maps (NMS, top-k, grouping, finish, input checks), against
 the tie-breaking reference. The goal is judged on "grouping". Times are medians
@@ -44,16 +45,9 @@ from benchmarks.timing import (  # noqa: E402
     timing_fields,
     write_report,
 )
-from edgepose.decode.ae import (  # noqa: E402
-    PRESETS,
-    AeDecoder,
-    AeParams,
-    adjust,
-    match_by_tag,
-    nms,
-    refine,
-    top_k,
-)
+from edgepose.decode.ae import (PRESETS, AeDecoder, AeParams, adjust, nms, refine,  # noqa: E402
+                                top_k)
+from edgepose.decode.ae_match import match_by_tag  # noqa: E402
 
 DEFAULT_JSON = ROOT / "out" / "benchmarks" / "ae_grouping.json"
 GOAL = 10.0
@@ -82,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     scene = ref.make_scene(args.people, (height, width), args.seed,
                            heights=(0.2 * height, 0.6 * height), dims=2, missing=0.1, noise=0.02)
     decoder = AeDecoder(params)
+    solver = "official-scipy" if params.ties == "official" else None
     heatmaps, tags = scene.heatmaps, scene.tags
     if params.heatmap_max is not None:
         heatmaps = np.minimum(heatmaps, np.float32(params.heatmap_max))
@@ -94,14 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     ref_candidates = ref.candidates_reference(ref.nms_reference(heatmaps, params.nms_kernel),
                                               tags, params.top_k)
     people_xy, people_values, _ = match_by_tag(xy, values, candidate_tags, params)
-    ref_people = ref.group_reference(ref_candidates, params)
+    ref_people = ref.group_reference(ref_candidates, params, solver)
     if len(ref_people) != len(people_xy):
         print("ae_grouping: error: the groupings disagree", file=sys.stderr)
         return 1
 
     # Same answer first: the whole decode.
     result = decoder.decode(scene.heatmaps, scene.tags)
-    expected = ref.decode_reference(scene.heatmaps, scene.tags, params)
+    expected = ref.decode_reference(scene.heatmaps, scene.tags, params, solver)
     same = (result[0].shape == expected[0].shape
             and np.array_equal(result[0], expected[0].astype(np.float32))
             and np.array_equal(result[1], expected[1].astype(np.float32))
@@ -120,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         "grouping": (lambda: match_by_tag(xy, values, candidate_tags, params),
                      lambda: ref.group_reference(ref_candidates, params, solver="scipy")),
         "grouping+ties": (lambda: match_by_tag(xy, values, candidate_tags, params),
-                          lambda: ref.group_reference(ref_candidates, params)),
+                          lambda: ref.group_reference(ref_candidates, params, solver)),
         "finish": (finish, lambda: ref.finish_reference(ref_people, heatmaps, tags, params)),
         "decode": (lambda: decoder.decode(scene.heatmaps, scene.tags),
-                   lambda: ref.decode_reference(scene.heatmaps, scene.tags, params)),
+                   lambda: ref.decode_reference(scene.heatmaps, scene.tags, params, solver)),
     }
     results = time_stages(stages, args.repeats)
 

@@ -41,26 +41,26 @@ pipeline's job here). HigherHRNet groups at the input resolution: its maps are
 aggregated (ae_maps.aggregate_higherhrnet), flip-averaged (ae_maps.average_flip) and
 resized to the network input (ae_maps.resize_bilinear, its PROJECT2IMAGE) before decoding.
 
-Deliberate differences from the sources (the first three change a result only
-where costs or values tie, the fourth moves refined keypoints by half a pixel):
-- People are kept by index. The sources keep them in a dict keyed by the first
-  tag component, so a new person whose tag[0] equals an existing person's
-  overwrites that person's keypoint (with two people of identical tags they
-  return one person made of the weaker detections); here each starts a person.
-- The Hungarian step (assign) is SciPy's linear_sum_assignment instead of the
-  `munkres` package, and where several assignments have the least cost it
-  takes the one in which the most detections join their person, then the one
-  of least sum of their squared distances. Such ties are common: when every
-  detection gets a person, the values add up to the same total in every
-  assignment and only the integer sum of round(distance) decides, so a chain
-  of detections each one person off can cost the same as the right matches.
-  The sources return whichever optimum `munkres` reaches first, which also
-  changed between its releases (from 1.0.11 on it resumes its search for
-  zeros where the previous one stopped); SciPy's own choice differs again
-  (tests/edgepose/decode/test_ae.py shows both). The tie-break makes the people
-  independent of the solver, except where values, tags or mean tags are
-  exactly equal. The sources pad the cost to square with 1e10; any constant
-  gives the same optimum, and the rectangular solve keeps the values' precision.
+Ties and keys (AeParams.ties): the presets take 'official', the sources' matching.
+The Hungarian step solves their 1e10-padded cost matrix and takes the solver's
+choice among equal-cost assignments, and people are keyed by the tag[0] of the
+detection that created them, so a new person whose key equals an existing
+person's merges into it (with two people of identical tags the sources return
+one person). Equal costs are common: when every detection gets a person, the
+values add up to the same total in every assignment and only the integer sum of
+round(distance) decides, so a chain of detections each one person off can cost
+the same as the right matches. The sources' solver is the `munkres` package and
+this one SciPy's linear_sum_assignment: they return the same people where the
+least-cost joins are unique, and may pick different optima of a tie
+(tests/edgepose/decode/test_ae.py shows both; `munkres` itself changed its
+choice from 1.0.11 on). 'most-joins' makes the people independent of the
+solver instead: of the least-cost assignments it takes the one with the most
+joins, then the least sum of their squared distances, and keeps people by index.
+Thresholds compare as the sources' float64 (a float32 value of exactly 0.1 is
+above a threshold of 0.1).
+
+Deliberate differences from the sources (the first changes a result only where
+values tie, the second moves refined keypoints by half a pixel):
 - top_k breaks ties between equal values by the lower row-major index;
   torch.topk leaves that order unspecified.
 - pose-ae-train's refine clamps the quarter offset's neighbours at row K−1 and
@@ -80,12 +80,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgepose import _optional
 from edgepose.decode.ae_maps import _float_maps
+from edgepose.decode.ae_match import (TAG_DISTANCES, TIES, check_joint_order, above,
+                                      match_by_tag)
 from edgepose.errors import DecodeError, InputError
 
 PRESETS = ("pose-ae-train", "higherhrnet")
-TAG_DISTANCES = ("rms", "l2")
 
 #: The order both sources group COCO's 17 keypoints in: head, shoulders, hips,
 #: then arms and legs (``[1..7, 12, 13, 8..11, 14..17]`` 1-based in the sources).
@@ -98,7 +98,7 @@ class AeParams:
 
     nms_kernel: odd max-pool window of the NMS [NMS_KERNEL; pose-ae-train 3].
     top_k: candidates taken per keypoint [max_num_people, reused by topk].
-    detection_threshold: a candidate is used if its value is above it; >= 0, so
+    detection_threshold: a candidate is used if its value is above it (in float64); >= 0, so
         that a value of 0 marks a missing keypoint as in the sources.
     tag_threshold: a detection joins a person only at a tag distance below it.
     max_people: people a detection can be matched with: the first max_people
@@ -115,6 +115,13 @@ class AeParams:
         (HigherHRNet), pose-ae-train sets 1.
     heatmap_max: heatmaps are clipped to it before decoding, None for no clip
         (pose-ae-train's ``np.minimum(dets, 1)``).
+    ties: 'official' (both presets): the sources' matching, the Hungarian solver's
+        own choice among equal-cost assignments on their 1e10-padded matrix, and
+        people keyed by the tag[0] of the detection that created them, so a new
+        person whose key equals an existing person's merges into it.
+        'most-joins': the least-cost assignment in which the most detections join,
+        then the least sum of their squared distances, with people kept by index
+        (never merged): the people do not depend on the solver.
     """
 
     nms_kernel: int = 5
@@ -130,6 +137,7 @@ class AeParams:
     refine: bool = True
     refined_score: float | None = None
     heatmap_max: float | None = None
+    ties: str = "official"
 
     def __post_init__(self) -> None:
         def number(name: str, low: float, optional: bool = False) -> None:
@@ -169,6 +177,8 @@ class AeParams:
         if self.tag_distance not in TAG_DISTANCES:
             raise InputError(f"AeParams.tag_distance must be one of {TAG_DISTANCES}, "
                              f"got {self.tag_distance!r}")
+        if self.ties not in TIES:
+            raise InputError(f"AeParams.ties must be one of {TIES}, got {self.ties!r}")
         for name in ("use_detection_val", "ignore_too_much", "adjust", "refine"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"AeParams.{name} must be a bool, got {getattr(self, name)!r}")
@@ -179,7 +189,7 @@ class AeParams:
         return cls(nms_kernel=3, top_k=30, detection_threshold=0.1, tag_threshold=1.0,
                    max_people=30, tag_distance="rms", use_detection_val=True,
                    ignore_too_much=True, adjust=True, refine=True, refined_score=1.0,
-                   heatmap_max=1.0)
+                   heatmap_max=1.0, ties="official")
 
     @classmethod
     def higherhrnet(cls) -> "AeParams":
@@ -187,7 +197,7 @@ class AeParams:
         return cls(nms_kernel=5, top_k=30, detection_threshold=0.1, tag_threshold=1.0,
                    max_people=30, tag_distance="l2", use_detection_val=True,
                    ignore_too_much=False, adjust=True, refine=True, refined_score=None,
-                   heatmap_max=None)
+                   heatmap_max=None, ties="official")
 
     @classmethod
     def preset(cls, name: str) -> "AeParams":
@@ -230,15 +240,15 @@ def top_k(maps: np.ndarray, k: int, threshold: float = -math.inf
     maps: (K, H, W). Returns xy (K, k, 2) int64 (x, y), values (K, k) and counts
     (K,) int64; the slots from counts[j] on are empty (xy 0, value 0). Equal
     values come in row-major order. With a threshold this is the sources' topk
-    followed by their ``val > threshold`` mask, and costs time in proportion to
-    the pixels above the threshold.
+    followed by their ``val > threshold`` mask (compared in float64, see above),
+    and costs time in proportion to the pixels above the threshold.
     """
     maps = _float_maps(maps, "maps", 3)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
     count, _, width = maps.shape
     flat = maps.reshape(count, -1)
-    joint, index = np.nonzero(flat > threshold)  # row-major: by joint, then index
+    joint, index = np.nonzero(above(flat, threshold))  # row-major: by joint, then index
     values = flat[joint, index]
     order = np.lexsort((index, -values, joint))
     joint, index, values = joint[order], index[order], values[order]
@@ -253,143 +263,6 @@ def top_k(maps: np.ndarray, k: int, threshold: float = -math.inf
     xy[joint, rank, 1] = index // width
     out[joint, rank] = values
     return xy, out, np.minimum(totals, k).astype(np.int64)
-
-
-def tag_distance(tags: np.ndarray, means: np.ndarray, kind: str) -> np.ndarray:
-    """Distances (R, G) float64 from tags (R, D) to means (G, D).
-
-    kind 'rms': sqrt(mean over D of the squared differences) (pose-ae-train);
-    'l2': sqrt of their sum (HigherHRNet). Equal for D = 1.
-    """
-    if kind not in TAG_DISTANCES:
-        raise InputError(f"tag distance must be one of {TAG_DISTANCES}, got {kind!r}")
-    tags = np.asarray(tags, np.float64)
-    means = np.asarray(means, np.float64)
-    # A component at a time (numpy reduces a short last axis slowly); adding the squares
-    # in component order is the sources' sum over D for D < 8.
-    squared = np.subtract.outer(tags[:, 0], means[:, 0])
-    squared *= squared
-    for d in range(1, tags.shape[1]):
-        part = np.subtract.outer(tags[:, d], means[:, d])
-        part *= part
-        squared += part
-    if kind == "rms":
-        squared /= tags.shape[1]
-    return np.sqrt(squared, out=squared)
-
-
-def match_cost(distance: np.ndarray, values: np.ndarray, use_detection_val: bool) -> np.ndarray:
-    """The Hungarian cost (R, G): round(distance)·100 − value of the row, or the distance."""
-    if not use_detection_val:
-        return distance
-    # np.round halves to even, as in the sources.
-    return np.round(distance) * 100 - np.asarray(values, np.float64)[:, None]
-
-
-def assign(distance: np.ndarray, values: np.ndarray, tag_threshold: float,
-           use_detection_val: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The Hungarian step: R detections to G people at least match_cost, ties broken.
-
-    distance: (R, G) tag distances; values: (R,) detection values. Returns (rows,
-    columns) int arrays of the min(R, G) pairs, rows ascending. Among the
-    assignments of least cost, the one in which the most detections join their
-    person (distance < tag_threshold) is taken, and of those the one of least sum
-    of the joining distances squared; so the people do not depend on how the
-    solver breaks ties, except where values, tags or mean tags are exactly equal.
-
-    With use_detection_val, cost = round(distance)·100 − value. When R <= G every
-    detection gets a person and the values add up alike in every assignment, so
-    the integer rounds alone decide and the tie-break rides below one unit of
-    them in a single exact solve. When R > G the values decide which G
-    detections get a person (one set, unless values tie exactly); a second solve
-    breaks the ties among those. Without use_detection_val the cost is the
-    distance itself and only equal distances tie.
-    """
-    solve = _optional.scipy_optimize().linear_sum_assignment
-    distance = np.asarray(distance, np.float64)
-    rows, columns = distance.shape
-    if rows == 0 or columns == 0:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    if not use_detection_val:
-        return solve(distance)
-    rounds = np.round(distance)
-    chosen = np.arange(rows)
-    if rows > columns:
-        chosen, _ = solve(match_cost(distance, values, True))
-        rounds, distance = rounds[chosen], distance[chosen]
-    size = len(chosen)
-    # A join is worth more than any sum of squared joining distances, and one unit of
-    # the rounds more than any sum of join terms: the weights make the order exact.
-    join_weight = size * tag_threshold ** 2 + 1.0
-    unit = size * join_weight + 1.0
-    joins = distance < tag_threshold
-    preference = np.where(joins, distance * distance - join_weight, 0.0)
-    row, column = solve(rounds * unit + preference)
-    return chosen[row], column
-
-
-def match_by_tag(xy: np.ndarray, values: np.ndarray, tags: np.ndarray, params: AeParams
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidates of every keypoint → people, keypoint by keypoint in params.joint_order.
-
-    xy: (K, T, 2) integer (x, y), values: (K, T), tags: (K, T, D), each keypoint's
-    candidates highest first (top_k); those not above params.detection_threshold
-    are ignored. Returns xy (N, K, 2) float64, values (N, K) float64 (0: missing)
-    and tags (N, K, D) of the people, in the order they were created.
-
-    A person's mean tag is kept as a running sum in the tags' dtype divided by the
-    count, which for float32 tags is the sources' np.mean of the list of tags.
-    """
-    xy = np.asarray(xy)
-    values = np.asarray(values)
-    tags = np.asarray(tags)
-    if tags.dtype not in (np.float32, np.float64):
-        tags = tags.astype(np.float64)
-    if xy.ndim != 3 or xy.shape[2] != 2 or values.shape != xy.shape[:2] \
-            or tags.ndim != 3 or tags.shape[:2] != xy.shape[:2]:
-        raise DecodeError(f"expected xy (K, T, 2), values (K, T), tags (K, T, D); got "
-                          f"{xy.shape}, {values.shape}, {tags.shape}")
-    count, candidates = values.shape
-    dims = tags.shape[2]
-    _check_joint_order(params.joint_order, count)
-    _optional.scipy_optimize()  # before any work: a missing SciPy fails every frame alike
-    capacity = count * candidates
-    people_xy = np.zeros((capacity, count, 2))
-    people_values = np.zeros((capacity, count))
-    people_tags = np.zeros((capacity, count, dims), tags.dtype)
-    tag_sums = np.zeros((capacity, dims), tags.dtype)
-    tag_counts = np.zeros(capacity, tags.dtype)
-    made = 0
-    for joint in params.joint_order:
-        found = values[joint] > params.detection_threshold
-        rows = int(np.count_nonzero(found))
-        if rows == 0:
-            continue
-        row_tags = tags[joint][found]
-        row_values = values[joint][found]
-        if made == 0:
-            person = np.arange(rows)
-        else:
-            if params.ignore_too_much and made >= params.max_people:
-                continue
-            columns = min(made, params.max_people)
-            means = tag_sums[:columns] / tag_counts[:columns, None]
-            distance = tag_distance(row_tags, means, params.tag_distance)
-            row, column = assign(distance, row_values, params.tag_threshold,
-                                 params.use_detection_val)
-            person = np.full(rows, -1)
-            joins = distance[row, column] < params.tag_threshold
-            person[row[joins]] = column[joins]
-            new = person < 0
-            person[new] = made + np.arange(int(np.count_nonzero(new)))
-        people_xy[person, joint] = xy[joint][found]
-        people_values[person, joint] = row_values
-        people_tags[person, joint] = row_tags
-        # Within one keypoint every person appears at most once, so += adds each row once.
-        tag_sums[person] += row_tags
-        tag_counts[person] += 1
-        made = max(made, int(person.max()) + 1)
-    return people_xy[:made], people_values[:made], people_tags[:made]
 
 
 def _quarter(heatmaps: np.ndarray, joint: np.ndarray, x: np.ndarray, y: np.ndarray
@@ -484,14 +357,6 @@ def refine(xy: np.ndarray, values: np.ndarray, heatmaps: np.ndarray, tags: np.nd
     return xy, values
 
 
-def _check_joint_order(joint_order: tuple[int, ...], count: int) -> None:
-    if sorted(joint_order) != list(range(count)):
-        raise DecodeError(
-            f"the maps have {count} keypoints but AeParams.joint_order {joint_order} is not a "
-            f"permutation of 0..{count - 1}; pass joint_order=tuple(range({count})) or the "
-            f"model's own order")
-
-
 class AeDecoder:
     """Heatmaps + tag maps of one frame → people, by Associative Embedding grouping.
 
@@ -548,7 +413,7 @@ class AeDecoder:
                 f"resized with the heatmaps")
         if tags.shape[3] < 1:
             raise DecodeError(f"tags have D = 0 dimensions (shape {tags.shape}); expected >= 1")
-        _check_joint_order(self.params.joint_order, heatmaps.shape[0])
+        check_joint_order(self.params.joint_order, heatmaps.shape[0])
         for name, array in (("heatmaps", heatmaps), ("tags", tags)):
             if not np.isfinite(array.sum(dtype=np.float64)):
                 bad = ~np.isfinite(array)

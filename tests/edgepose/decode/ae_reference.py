@@ -14,6 +14,12 @@ without a tie-break; "munkres", a classic Munkres written here from the
 algorithm's steps in the order the `munkres` package (1.1) takes them, the
 sources' solver; "brute", every assignment (small cases).
 
+official_match_by_tag follows the sources' match_by_tag itself: detections as
+float64 rows (x, y, value, tag...), people in a dict keyed by the tag[0] of the
+detection that created them, the `munkres` package (1.1, the sources' solver)
+on the 1e10-padded cost. group_reference and decode_reference use it for
+params.ties == "official" unless given another solver.
+
 Shared by tests/edgepose/decode/test_ae.py and benchmarks/ae_grouping.py.
 
 Shapes: N people, K keypoints, H, W map size, D tag dimensions.
@@ -278,11 +284,107 @@ def distance_reference(tag: tuple[float, ...], mean: list[float], kind: str) -> 
     return math.sqrt(total / len(tag) if kind == "rms" else total)
 
 
-def group_reference(candidates, params, solver: str = "preferred", dtype=np.float32
+def _munkres_pairs(cost: np.ndarray) -> list:
+    from munkres import Munkres
+
+    return Munkres().compute(cost.tolist())
+
+
+def _scipy_pairs(cost: np.ndarray) -> list:
+    from scipy.optimize import linear_sum_assignment
+
+    return list(zip(*(a.tolist() for a in linear_sum_assignment(cost))))
+
+
+def official_match_by_tag(tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarray, params,
+                          solver: str = "munkres") -> np.ndarray:
+    """The sources' match_by_tag: tag_k (K, T, D), loc_k (K, T, 2) int64, val_k (K, T) →
+    (N, K, 3 + D) float32 rows (x, y, value, tag...), zeros for missing keypoints.
+
+    solver: "munkres" (the sources') or "scipy" (linear_sum_assignment on the same
+    padded matrix: the same people except where they pick different optima of a tie)."""
+    pairs_of = _munkres_pairs if solver == "munkres" else _scipy_pairs
+
+    count = val_k.shape[0]
+    default = np.zeros((count, 3 + tag_k.shape[2]))
+    joint_dict: dict = {}
+    tag_dict: dict = {}
+    for i, idx in enumerate(params.joint_order):
+        tags = tag_k[idx]
+        joints = np.concatenate((loc_k[idx], val_k[idx, :, None], tags), 1)
+        mask = joints[:, 2] > params.detection_threshold
+        tags, joints = tags[mask], joints[mask]
+        if joints.shape[0] == 0:
+            continue
+        if i == 0 or len(joint_dict) == 0:
+            for tag, joint in zip(tags, joints):
+                key = tag[0]
+                joint_dict.setdefault(key, np.copy(default))[idx] = joint
+                tag_dict[key] = [tag]
+            continue
+        grouped_keys = list(joint_dict.keys())[:params.max_people]
+        grouped_tags = [np.mean(tag_dict[k], axis=0) for k in grouped_keys]
+        if params.ignore_too_much and len(grouped_keys) == params.max_people:
+            continue
+        diff = joints[:, None, 3:] - np.array(grouped_tags)[None, :, :]
+        if params.tag_distance == "l2":
+            diff_normed = np.linalg.norm(diff, ord=2, axis=2)
+        else:
+            diff_normed = (diff ** 2).mean(axis=2) ** 0.5
+        diff_saved = np.copy(diff_normed)
+        if params.use_detection_val:
+            diff_normed = np.round(diff_normed) * 100 - joints[:, 2:3]
+        num_added, num_grouped = diff.shape[0], diff.shape[1]
+        if num_added > num_grouped:
+            diff_normed = np.concatenate(
+                (diff_normed, np.zeros((num_added, num_added - num_grouped)) + PAD), axis=1)
+        for row, col in pairs_of(diff_normed):
+            if row < num_added and col < num_grouped \
+                    and diff_saved[row][col] < params.tag_threshold:
+                key = grouped_keys[col]
+                joint_dict[key][idx] = joints[row]
+                tag_dict[key].append(tags[row])
+            else:
+                key = tags[row][0]
+                joint_dict.setdefault(key, np.copy(default))[idx] = joints[row]
+                tag_dict[key] = [tags[row]]
+    rows = [joint_dict[k] for k in joint_dict]
+    return np.array(rows, np.float32).reshape(len(rows), count, 3 + tag_k.shape[2])
+
+
+def official_group_reference(candidates, params, dtype=np.float32, solver="munkres"
+                             ) -> list[Person]:
+    """candidates_reference's candidates → official_match_by_tag → people."""
+    count = len(candidates)
+    width = max((len(c) for c in candidates), default=0)
+    dims = next((len(c[0][3]) for c in candidates if c), 1)
+    tag_k = np.zeros((count, width, dims), dtype)
+    loc_k = np.zeros((count, width, 2), np.int64)
+    val_k = np.zeros((count, width), np.float64)  # float32 values, exact in float64
+    for k, found in enumerate(candidates):
+        for t, (x, y, value, tag) in enumerate(found):
+            loc_k[k, t], val_k[k, t], tag_k[k, t] = (x, y), value, tag
+    people = []
+    for rows in official_match_by_tag(tag_k, loc_k, val_k, params, solver):
+        joints = {k: (int(r[0]), int(r[1]), float(r[2])) for k, r in enumerate(rows)
+                  if r[2] > 0}
+        people.append(Person(joints, [tuple(r[3:]) for r in rows if r[2] > 0]))
+    return people
+
+
+def group_reference(candidates, params, solver: str | None = None, dtype=np.float32
                     ) -> list[Person]:
     """Candidates (candidates_reference) → people, keypoint by keypoint in joint order.
 
-    dtype: that of the tag maps, in which the people's mean tags are taken."""
+    solver: None takes "official" (official_group_reference with `munkres`) for
+    params.ties == "official" and "preferred" otherwise; "official-scipy" is
+    official_group_reference with SciPy's solver. dtype: that of the tag maps, in which the
+    people's mean tags are taken."""
+    if solver is None:
+        solver = "official" if getattr(params, "ties", "") == "official" else "preferred"
+    if solver in ("official", "official-scipy"):
+        return official_group_reference(candidates, params, dtype,
+                                        "munkres" if solver == "official" else "scipy")
     solve = SOLVERS[solver]
     people: list[Person] = []
     for joint in params.joint_order:
@@ -324,7 +426,7 @@ def _quarter_reference(plane: np.ndarray, x: int, y: int) -> tuple[float, float]
 
 
 def decode_reference(heatmaps: np.ndarray, tags: np.ndarray, params,
-                     solver: str = "preferred"
+                     solver: str | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The whole decode, one step and one person at a time: xy (N, K, 2), scores, person scores."""
     heatmaps = np.asarray(heatmaps)
