@@ -75,6 +75,23 @@ def dark_kernel_for_sigma(sigma: float) -> int:
     return min(sizes, key=lambda size: abs(_opencv_blur_sigma(size) - sigma))
 
 
+def _argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N·K, H·W) view of the maps, the row-major first argmax of each and its value."""
+    n, k, h, w = heatmaps.shape
+    # h·w, not -1: numpy cannot infer an axis of a 0-person batch.
+    flat = heatmaps.reshape(n * k, h * w)
+    index = np.argmax(flat, axis=1)
+    return flat, index, flat[np.arange(n * k), index]
+
+
+def _coords(index: np.ndarray, maxvals: np.ndarray, n: int, k: int, w: int) -> np.ndarray:
+    coords = np.empty((n * k, 2), dtype=np.float32)
+    coords[:, 0] = index % w
+    coords[:, 1] = index // w
+    coords *= (maxvals > 0)[:, None]
+    return coords.reshape(n, k, 2)
+
+
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer argmax of each map, as HRNet's get_max_preds.
 
@@ -84,15 +101,9 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     heatmaps = _check_heatmaps(heatmaps)
     n, k, h, w = heatmaps.shape
-    # h·w, not -1: numpy cannot infer an axis of a 0-person batch.
-    flat = heatmaps.reshape(n, k, h * w)
-    index = np.argmax(flat, axis=2)
-    maxvals = np.take_along_axis(flat, index[..., None], axis=2)[..., 0]
-    coords = np.empty((n, k, 2), dtype=np.float32)
-    coords[..., 0] = index % w
-    coords[..., 1] = index // w
-    coords *= (maxvals > 0)[..., None]
-    return coords, maxvals.astype(np.float32)
+    _, index, maxvals = _argmax(heatmaps)
+    coords = _coords(index, maxvals, n, k, w)
+    return coords, maxvals.astype(np.float32, copy=False).reshape(n, k)
 
 
 def refine_shift(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
@@ -108,49 +119,96 @@ def refine_shift(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     n, k, h, w = heatmaps.shape
     if w < 4 or h < 4:
         return coords  # no pixel satisfies 1 < p < size-1
+    return _shift(coords, heatmaps.reshape(n * k, h * w), h, w)
+
+
+def _shift(coords: np.ndarray, flat: np.ndarray, h: int, w: int) -> np.ndarray:
     px = np.floor(coords[..., 0] + 0.5).astype(np.intp)
     py = np.floor(coords[..., 1] + 0.5).astype(np.intp)
     inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
     # Clipped indices keep the gather in bounds; `inside` discards the rest.
     px = np.clip(px, 1, w - 2)
     py = np.clip(py, 1, h - 2)
-    ni = np.arange(n)[:, None]
-    ki = np.arange(k)[None, :]
-    dx = heatmaps[ni, ki, py, px + 1] - heatmaps[ni, ki, py, px - 1]
-    dy = heatmaps[ni, ki, py + 1, px] - heatmaps[ni, ki, py - 1, px]
+    rows = np.arange(flat.shape[0]).reshape(px.shape)
+    at = py * w + px
+    dx = flat[rows, at + 1] - flat[rows, at - 1]
+    dy = flat[rows, at + w] - flat[rows, at - w]
     coords[..., 0] += np.where(inside, 0.25 * np.sign(dx), 0).astype(coords.dtype)
     coords[..., 1] += np.where(inside, 0.25 * np.sign(dy), 0).astype(coords.dtype)
     return coords
 
 
-def _log_modulated(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
-    """mmpose's gaussian_blur then clamp and log: (N·K, H, W) float32."""
-    n, k, h, w = heatmaps.shape
-    maps = heatmaps.reshape(n * k, h, w).astype(np.float32)
+# (dy, dx) of the log-map values one Newton step reads, in the order _dark unpacks them.
+_DARK_TAPS = np.array([(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0),
+                       (-2, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)])
+
+
+_DARK_CHUNK = 64  # maps per pass: two padded buffers of 64 fit in L2
+
+
+def _dark(coords: np.ndarray, maps3: np.ndarray, original_max: np.ndarray,
+          kernel: int) -> np.ndarray:
+    """DARK on (M, H, W) maps whose float32 maxima are `original_max`; coords (..., 2)."""
+    count, h, w = maps3.shape
     border = (kernel - 1) // 2
-    padded = np.zeros((h + 2 * border, w + 2 * border), dtype=np.float32)
+    # mmpose's zero padding, filled a chunk of maps at a time so the buffers stay in
+    # cache; each map still gets a cv2 call of its own: blurring the maps as channels
+    # of one image is not bit-identical to per-map blurs (checked on OpenCV 5.0), and
+    # mmpose blurs per map. The kernel never reaches past a frame of width `border`
+    # for pixels inside the crop, and only the inside is ever overwritten.
+    chunk = max(1, min(count, _DARK_CHUNK))
+    padded = np.zeros((chunk, h + 2 * border, w + 2 * border), dtype=np.float32)
     blurred = np.empty_like(padded)
-    original_max = maps.max(axis=(1, 2))
-    # One cv2 call per map: blurring the maps as channels of one image is not
-    # bit-identical to per-map blurs (checked on OpenCV 5.0), and mmpose blurs
-    # per map. The zero frame of width `border` is mmpose's zero padding; the
-    # kernel never reaches past it for pixels inside the crop.
-    for m in range(n * k):
-        padded[border:border + h, border:border + w] = maps[m]
-        # The returned array is `blurred` itself; using it stays correct should
-        # a cv2 build ever hand back a fresh array instead.
-        result = cv2.GaussianBlur(padded, (kernel, kernel), 0, dst=blurred)
-        maps[m] = result[border:border + h, border:border + w]
-    blurred_max = maps.max(axis=(1, 2))
+    inner = (slice(None), slice(border, border + h), slice(border, border + w))
+    crop = np.empty((count, h, w), dtype=np.float32)
+    size = (kernel, kernel)
+    for start in range(0, count, chunk):
+        stop = min(start + chunk, count)
+        padded[:stop - start][inner] = maps3[start:stop]
+        for m in range(stop - start):
+            out = blurred[m]
+            result = cv2.GaussianBlur(padded[m], size, 0, dst=out)
+            if result is not out:  # a cv2 build that hands back a fresh array
+                out[...] = result
+        crop[start:stop] = blurred[:stop - start][inner]
+    blurred_max = crop.max(axis=(1, 2))
     # A blurred max of 0 (mmpose divides by zero there) means the blurred map
     # is <= 0 everywhere; left unscaled it is constant after the clamp, so no
     # Newton step is taken, which is what mmpose's NaNs amount to for such maps.
     safe_max = np.where(blurred_max == 0, np.float32(1), blurred_max)
     ratio = np.where(blurred_max == 0, np.float32(1), original_max / safe_max)
-    maps *= ratio.astype(np.float32)[:, None, None]
-    np.maximum(maps, np.float32(1e-10), out=maps)
-    np.log(maps, out=maps)
-    return maps
+
+    xy = coords.reshape(count, 2)
+    x = xy[:, 0].astype(np.intp)
+    y = xy[:, 1].astype(np.intp)
+    inside = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
+    x = np.clip(x, 2, w - 3)
+    y = np.clip(y, 2, h - 3)
+    # Rescale, clamp and log are elementwise, so only the 13 values the step reads
+    # need them, not whole maps.
+    values = crop[np.arange(count)[:, None], y[:, None] + _DARK_TAPS[:, 0],
+                  x[:, None] + _DARK_TAPS[:, 1]]
+    values *= ratio.astype(np.float32)[:, None]
+    np.maximum(values, np.float32(1e-10), out=values)
+    np.log(values, out=values)
+    (centre, right, left, down, up, right2, left2, down2, up2,
+     down_right, up_right, down_left, up_left) = values.astype(np.float64).T
+    gx = 0.5 * (right - left)
+    gy = 0.5 * (down - up)
+    hxx = 0.25 * (right2 - 2 * centre + left2)
+    hyy = 0.25 * (down2 - 2 * centre + up2)
+    hxy = 0.25 * (down_right - up_right - down_left + up_left)
+    det = hxx * hyy - hxy * hxy
+    move = inside & (det != 0)
+    safe_det = np.where(move, det, 1.0)
+    # -H^-1 g with the 2x2 inverse written out.
+    offset_x = -(hyy * gx - hxy * gy) / safe_det
+    offset_y = -(hxx * gy - hxy * gx) / safe_det
+    xy[:, 0] += np.where(move, offset_x, 0).astype(coords.dtype)
+    xy[:, 1] += np.where(move, offset_y, 0).astype(coords.dtype)
+    if not np.shares_memory(xy, coords):  # coords that could not be viewed flat
+        coords[...] = xy.reshape(coords.shape)
+    return coords
 
 
 def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) -> np.ndarray:
@@ -168,33 +226,9 @@ def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) -> n
     n, k, h, w = heatmaps.shape
     if w < 5 or h < 5:
         return coords  # no pixel satisfies 1 < p < size-2
-    logs = _log_modulated(heatmaps, kernel).reshape(n, k, h, w).astype(np.float64)
-    x = coords[..., 0].astype(np.intp)
-    y = coords[..., 1].astype(np.intp)
-    inside = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
-    x = np.clip(x, 2, w - 3)
-    y = np.clip(y, 2, h - 3)
-    ni = np.arange(n)[:, None]
-    ki = np.arange(k)[None, :]
-
-    def at(dy: int, dx: int) -> np.ndarray:
-        return logs[ni, ki, y + dy, x + dx]
-
-    centre = at(0, 0)
-    gx = 0.5 * (at(0, 1) - at(0, -1))
-    gy = 0.5 * (at(1, 0) - at(-1, 0))
-    hxx = 0.25 * (at(0, 2) - 2 * centre + at(0, -2))
-    hyy = 0.25 * (at(2, 0) - 2 * centre + at(-2, 0))
-    hxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    det = hxx * hyy - hxy * hxy
-    move = inside & (det != 0)
-    safe_det = np.where(move, det, 1.0)
-    # -H^-1 g with the 2x2 inverse written out.
-    offset_x = -(hyy * gx - hxy * gy) / safe_det
-    offset_y = -(hxx * gy - hxy * gx) / safe_det
-    coords[..., 0] += np.where(move, offset_x, 0).astype(coords.dtype)
-    coords[..., 1] += np.where(move, offset_y, 0).astype(coords.dtype)
-    return coords
+    maps3 = heatmaps.reshape(n * k, h, w)
+    original_max = maps3.max(axis=(1, 2)).astype(np.float32)
+    return _dark(coords, maps3, original_max, kernel)
 
 
 def flip_back(
@@ -255,8 +289,13 @@ class TopDownDecoder:
         (the heatmap maxima).
         """
         heatmaps = _check_heatmaps(heatmaps)
-        _check_finite(heatmaps)
-        n, _, h, w = heatmaps.shape
+        n, k, h, w = heatmaps.shape
+        flat, index, maxvals = _argmax(heatmaps)
+        # NaN wins np.argmax and +inf is the maximum, so the maxima show both; one
+        # min then finds a -inf, where a float64 sum read every value slower. Only
+        # a bad value pays for the scan that names it.
+        if flat.size and not (np.isfinite(maxvals).all() and np.isfinite(flat.min())):
+            _check_finite(heatmaps)
         for name, value in (("centers", centers), ("scales", scales)):
             shape = np.shape(value)
             if len(shape) != 2 or shape[1] != 2:
@@ -266,10 +305,11 @@ class TopDownDecoder:
                     f"heatmaps hold {n} people but {name} hold {shape[0]}; pass the "
                     f"centers and scales the crops were made with"
                 )
-        coords, scores = get_max_preds(heatmaps)
-        if self.refine == "shift":
-            refine_shift(coords, heatmaps)
-        elif self.refine == "dark":
-            refine_dark(coords, heatmaps, self.dark_kernel)
+        coords = _coords(index, maxvals, n, k, w)
+        scores = maxvals.astype(np.float32, copy=False).reshape(n, k)
+        if self.refine == "shift" and w >= 4 and h >= 4:
+            _shift(coords, flat, h, w)
+        elif self.refine == "dark" and w >= 5 and h >= 5:
+            _dark(coords, flat.reshape(n * k, h, w), scores.reshape(n * k), self.dark_kernel)
         xy = heatmap_to_image(coords, centers, scales, (w, h))
         return xy, scores

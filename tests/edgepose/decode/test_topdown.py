@@ -466,3 +466,31 @@ def test_decoder_rejects_people_count_mismatch():
 def test_decoder_rejects_bad_arguments(kwargs, match):
     with pytest.raises(InputError, match=match):
         TopDownDecoder(**kwargs)
+
+
+@pytest.mark.parametrize("refine", ["none", "shift", "dark"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "+inf", "-inf"])
+@pytest.mark.parametrize("where", [(1, 2, 5, 4), (0, 0, 0, 0), (1, 1, 7, 7)],
+                         ids=["interior", "first-pixel", "last-pixel"])
+def test_decoder_refuses_a_non_finite_value_anywhere(refine, bad, where):
+    # The decoder finds NaN and +inf through the maxima and -inf through one min,
+    # not a scan of every value; a -inf far from any peak must still be named.
+    heatmaps = np.zeros((2, 3, 8, 8), np.float32)
+    heatmaps[:, :, 3, 3] = 1.0  # peaks away from the bad value and its neighbours
+    heatmaps[where] = bad
+    n, k, y, x = where
+    with pytest.raises(DecodeError, match=f"hold 1 NaN/inf values \\(first at person {n}, "
+                                          f"keypoint {k}, y={y}, x={x}\\)"):
+        TopDownDecoder(refine).decode(heatmaps, *_meta(2))
+
+
+def test_decoder_refuses_non_finite_values_before_checking_centers():
+    heatmaps = np.zeros((3, 2, 8, 8), np.float32)
+    heatmaps[2, 1, 6, 1] = -np.inf
+    with pytest.raises(DecodeError, match="NaN/inf"):
+        TopDownDecoder().decode(heatmaps, *_meta(2))
+
+
+def test_decoder_accepts_an_empty_batch():
+    xy, scores = TopDownDecoder("dark").decode(np.zeros((0, 17, 8, 8), np.float32), *_meta(0))
+    assert xy.shape == (0, 17, 2) and scores.shape == (0, 17)

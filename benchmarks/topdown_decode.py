@@ -1,0 +1,287 @@
+"""Time edgepose's top-down decode against the official HRNet and mmpose DARK code: table, JSON.
+
+    .venv/bin/python benchmarks/topdown_decode.py
+    .venv/bin/python benchmarks/topdown_decode.py --people 64 --size 64x48 --repeats 5
+
+All rows run on the same seeded heatmaps: per person and keypoint a Gaussian peak
+(sigma 2, the HRNet target) anywhere in the map, borders included, plus uniform
+noise, and a few all-negative maps (coords 0 by the official mask).
+
+The references are re-implemented here from the official algorithms, not
+imported: HRNet's get_max_preds and get_final_preds with POST_PROCESS
+(deep-high-resolution-net.pytorch lib/core/inference.py: a Python loop over
+people and joints moving a quarter pixel toward the higher neighbour), and
+mmpose's refine_keypoints_dark with gaussian_blur (codecs/utils/refinement.py,
+codecs/utils/post_processing.py: one blur per map, a 2x2 inverse per keypoint).
+The shift decode must give the official coords and maxvals bit for bit, or the
+benchmark exits 1 before timing; DARK must agree within the tolerance the tests
+pin (1e-4 heatmap pixels: the references take the Newton step in float32,
+edgepose in float64).
+
+Rows: "shift heatmap" is get_max_preds + refine_shift, "shift decoder" is
+TopDownDecoder("shift").decode (validation and the conversion to image pixels
+included; the official side gets the same conversion, which is not what is
+compared), "dark refine" is refine_dark on given peaks, "dark decoder" is
+TopDownDecoder("dark").decode. "read-once bound" is one np.max over the maps,
+the least any decode that reads every value can cost. Times are medians of
+--repeats runs (edgepose and the bound run 10x as many) in one process; they
+depend on the machine and its load (recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.timing import machine, median_seconds, parse_size, write_report  # noqa: E402
+from edgepose.decode.topdown import (  # noqa: E402
+    TopDownDecoder,
+    get_max_preds,
+    refine_dark,
+    refine_shift,
+)
+from edgepose.preprocess import heatmap_to_image  # noqa: E402
+
+DEFAULT_JSON = ROOT / "out" / "benchmarks" / "topdown_decode.json"
+SHIFT_GOAL = 10.0  # x faster than the official decode
+BOUND_GOAL = 2.0  # at most this many read-once bounds
+DARK_GOAL = 5.0
+DARK_TOLERANCE = 1e-4  # heatmap pixels, as tests/edgepose/decode/test_topdown.py
+DARK_KERNEL = 11  # mmpose's size for sigma-2 heatmaps
+
+
+# ------------------------------------------------------------ the references
+
+
+def official_get_max_preds(batch_heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HRNet get_max_preds: coords (N, K, 2) float32, maxvals (N, K, 1)."""
+    n, k, _, w = batch_heatmaps.shape
+    reshaped = batch_heatmaps.reshape((n, k, -1))
+    idx = np.argmax(reshaped, 2).reshape((n, k, 1))
+    maxvals = np.amax(reshaped, 2).reshape((n, k, 1))
+    preds = np.tile(idx, (1, 1, 2)).astype(np.float32)
+    preds[:, :, 0] = preds[:, :, 0] % w
+    preds[:, :, 1] = np.floor(preds[:, :, 1] / w)
+    mask = np.tile(np.greater(maxvals, 0.0), (1, 1, 2)).astype(np.float32)
+    preds *= mask
+    return preds, maxvals
+
+
+def official_shift(batch_heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HRNet get_final_preds up to transform_preds, POST_PROCESS on."""
+    coords, maxvals = official_get_max_preds(batch_heatmaps)
+    height, width = batch_heatmaps.shape[2:]
+    for n in range(coords.shape[0]):
+        for p in range(coords.shape[1]):
+            hm = batch_heatmaps[n][p]
+            px = int(math.floor(coords[n][p][0] + 0.5))
+            py = int(math.floor(coords[n][p][1] + 0.5))
+            if 1 < px < width - 1 and 1 < py < height - 1:
+                diff = np.array([hm[py][px + 1] - hm[py][px - 1],
+                                 hm[py + 1][px] - hm[py - 1][px]])
+                coords[n][p] += np.sign(diff) * .25
+    return coords, maxvals
+
+
+def official_gaussian_blur(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
+    """mmpose gaussian_blur on (K, H, W), in place: zero-padded blur, original max kept."""
+    border = (kernel - 1) // 2
+    count, height, width = heatmaps.shape
+    for k in range(count):
+        origin_max = np.max(heatmaps[k])
+        padded = np.zeros((height + 2 * border, width + 2 * border), dtype=np.float32)
+        padded[border:-border, border:-border] = heatmaps[k].copy()
+        padded = cv2.GaussianBlur(padded, (kernel, kernel), 0)
+        heatmaps[k] = padded[border:-border, border:-border].copy()
+        heatmaps[k] *= origin_max / np.max(heatmaps[k])
+    return heatmaps
+
+
+def official_dark(keypoints: np.ndarray, heatmaps: np.ndarray, kernel: int) -> np.ndarray:
+    """mmpose refine_keypoints_dark for one instance's heatmaps; keypoints (N, K, 2), in place."""
+    count, height, width = heatmaps.shape
+    heatmaps = official_gaussian_blur(heatmaps.copy(), kernel)
+    np.maximum(heatmaps, 1e-10, out=heatmaps)
+    np.log(heatmaps, heatmaps)
+    for n in range(keypoints.shape[0]):
+        for k in range(count):
+            x, y = keypoints[n, k, :2].astype(int)
+            if 1 < x < width - 2 and 1 < y < height - 2:
+                hm = heatmaps[k]
+                dx = 0.5 * (hm[y, x + 1] - hm[y, x - 1])
+                dy = 0.5 * (hm[y + 1, x] - hm[y - 1, x])
+                dxx = 0.25 * (hm[y, x + 2] - 2 * hm[y, x] + hm[y, x - 2])
+                dxy = 0.25 * (hm[y + 1, x + 1] - hm[y - 1, x + 1] - hm[y + 1, x - 1]
+                              + hm[y - 1, x - 1])
+                dyy = 0.25 * (hm[y + 2, x] - 2 * hm[y, x] + hm[y - 2, x])
+                derivative = np.array([[dx], [dy]])
+                hessian = np.array([[dxx, dxy], [dxy, dyy]])
+                if dxx * dyy - dxy ** 2 != 0:
+                    offset = -np.linalg.inv(hessian) @ derivative
+                    keypoints[n, k, :2] += np.squeeze(np.array(offset.T), axis=0)
+    return keypoints
+
+
+def official_dark_batch(coords: np.ndarray, batch_heatmaps: np.ndarray,
+                        kernel: int) -> np.ndarray:
+    """mmpose decodes one instance at a time: its keypoints (1, K, 2) with its maps."""
+    coords = coords.copy()
+    for n in range(coords.shape[0]):
+        official_dark(coords[n:n + 1], batch_heatmaps[n], kernel)
+    return coords
+
+
+# ------------------------------------------------------------------ the maps
+
+
+def make_heatmaps(people: int, joints: int, height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mx = rng.uniform(-1, width, size=(people, joints, 1, 1))
+    my = rng.uniform(-1, height, size=(people, joints, 1, 1))
+    yy, xx = np.mgrid[0:height, 0:width]
+    maps = np.exp(-((xx - mx) ** 2 + (yy - my) ** 2) / (2 * 2.0 ** 2))
+    maps += rng.uniform(0, 0.05, size=maps.shape)
+    # A few joints the network saw nowhere: all-negative maps.
+    absent = rng.random((people, joints)) < 0.05
+    maps[absent] -= 2.0
+    return np.ascontiguousarray(maps, dtype=np.float32)
+
+
+# ----------------------------------------------------------------- the run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=64,
+                        help="crops in the batch, N (default 64)")
+    parser.add_argument("--joints", type=int, default=17,
+                        help="keypoints per crop, K (default 17, COCO)")
+    parser.add_argument("--size", default="64x48",
+                        help="heatmap HxW (default 64x48, HRNet at 256x192)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the heatmaps (default 7)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs of the official code (default 5; edgepose and the "
+                             "read-once bound run 10x as many)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help=f"report JSON (default {DEFAULT_JSON.relative_to(ROOT)})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    height, width = parse_size(args.size)
+    heatmaps = make_heatmaps(args.people, args.joints, height, width, args.seed)
+    n = args.people
+    centers = np.tile(np.float32([320.0, 240.0]), (n, 1))
+    scales = np.tile(np.float32([width * 4 / 200.0, height * 4 / 200.0]), (n, 1))
+    shift_decoder = TopDownDecoder("shift")
+    dark_decoder = TopDownDecoder("dark", DARK_KERNEL)
+
+    # Same answers first.
+    ref_coords, ref_maxvals = official_shift(heatmaps)
+    coords, maxvals = get_max_preds(heatmaps)
+    refine_shift(coords, heatmaps)
+    xy, scores = shift_decoder.decode(heatmaps, centers, scales)
+    ref_xy = heatmap_to_image(ref_coords, centers, scales, (width, height))
+    shift_same = (np.array_equal(coords, ref_coords) and coords.dtype == ref_coords.dtype
+                  and np.array_equal(maxvals, ref_maxvals[..., 0])
+                  and np.array_equal(xy, ref_xy) and np.array_equal(scores, ref_maxvals[..., 0]))
+    peaks = official_get_max_preds(heatmaps)[0]
+    ref_dark = official_dark_batch(peaks, heatmaps, DARK_KERNEL)
+    dark = refine_dark(peaks.copy(), heatmaps, DARK_KERNEL)
+    dark_xy, _ = dark_decoder.decode(heatmaps, centers, scales)
+    dark_diff = float(np.max(np.abs(dark - ref_dark))) if dark.size else 0.0
+    dark_moved = int(np.count_nonzero(np.any(ref_dark != peaks, axis=2)))
+    dark_same = dark_diff <= DARK_TOLERANCE and np.array_equal(
+        dark_xy, heatmap_to_image(dark, centers, scales, (width, height)))
+    if not shift_same:
+        print("topdown_decode: error: edgepose's shift decode differs from the official one",
+              file=sys.stderr)
+    if not dark_same:
+        print(f"topdown_decode: error: edgepose's DARK differs from mmpose's by {dark_diff:.3g} "
+              f"heatmap px (tolerance {DARK_TOLERANCE:g})", file=sys.stderr)
+    if not (shift_same and dark_same):
+        return 1
+
+    fast_repeats = 10 * args.repeats
+
+    def shift_heatmap():
+        c, _ = get_max_preds(heatmaps)
+        refine_shift(c, heatmaps)
+
+    def official_decoder():
+        c, m = official_shift(heatmaps)
+        heatmap_to_image(c, centers, scales, (width, height))
+
+    def official_dark_decoder():
+        c, m = official_get_max_preds(heatmaps)
+        c = official_dark_batch(c, heatmaps, DARK_KERNEL)
+        heatmap_to_image(c, centers, scales, (width, height))
+
+    workloads = {
+        "shift heatmap": (shift_heatmap, lambda: official_shift(heatmaps), "shift"),
+        "shift decoder": (lambda: shift_decoder.decode(heatmaps, centers, scales),
+                          official_decoder, "shift"),
+        "dark refine": (lambda: refine_dark(peaks.copy(), heatmaps, DARK_KERNEL),
+                        lambda: official_dark_batch(peaks, heatmaps, DARK_KERNEL), "dark"),
+        "dark decoder": (lambda: dark_decoder.decode(heatmaps, centers, scales),
+                         official_dark_decoder, "dark"),
+    }
+    bound = lambda: np.max(heatmaps, axis=(2, 3))  # noqa: E731
+    bound()
+    bound_ms = 1e3 * median_seconds(bound, fast_repeats)
+    rows = {}
+    for name, (fast, official, kind) in workloads.items():
+        fast()
+        fast_ms = 1e3 * median_seconds(fast, fast_repeats)
+        official_ms = 1e3 * median_seconds(official, args.repeats)
+        ratio = official_ms / fast_ms
+        if kind == "shift":
+            met = ratio >= SHIFT_GOAL and fast_ms <= BOUND_GOAL * bound_ms
+            goal = f">= {SHIFT_GOAL:g}x, <= {BOUND_GOAL:g}x bound"
+        else:
+            met = ratio >= DARK_GOAL
+            goal = f">= {DARK_GOAL:g}x"
+        rows[name] = {"official_ms": official_ms, "edgepose_ms": fast_ms, "ratio": ratio,
+                      "bound_multiple": fast_ms / bound_ms, "goal": goal, "goal_met": met}
+
+    print(f"Top-down decode, {n} people x {args.joints} keypoints x {height}x{width} float32, "
+          f"seed {args.seed}: shift identical to the official decode: "
+          f"{'yes' if shift_same else 'NO'}; DARK max |diff| to mmpose {dark_diff:.2g} px "
+          f"(tolerance {DARK_TOLERANCE:g}, {dark_moved} keypoints moved)")
+    print(f"{'workload':<16}{'official ms':>13}{'edgepose ms':>13}{'ratio':>9}{'xbound':>8}"
+          f"  {'goal':<26}met")
+    print(f"{'read-once bound':<16}{'':>13}{bound_ms:>13.3f}")
+    for name, r in rows.items():
+        print(f"{name:<16}{r['official_ms']:>13.2f}{r['edgepose_ms']:>13.3f}"
+              f"{r['ratio']:>8.1f}x{r['bound_multiple']:>7.1f}x  {r['goal']:<26}"
+              f"{'met' if r['goal_met'] else 'NOT met'}")
+    report = {
+        "benchmark": "topdown_decode",
+        "heatmaps": {"people": n, "keypoints": args.joints, "height": height, "width": width,
+                     "dtype": "float32", "seed": args.seed},
+        "shift_identical": shift_same,
+        "dark_max_abs_diff_px": dark_diff,
+        "dark_tolerance_px": DARK_TOLERANCE,
+        "dark_kernel": DARK_KERNEL,
+        "read_once_bound_ms": bound_ms,
+        "repeats": {"edgepose": fast_repeats, "official": args.repeats},
+        "workloads": rows,
+        "goals_met": all(r["goal_met"] for r in rows.values()),
+        "machine": machine(numpy=np.__version__, opencv=cv2.__version__),
+    }
+    write_report(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
