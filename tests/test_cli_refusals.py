@@ -75,6 +75,7 @@ def _coco(bbox):
 
 
 INFER = ["infer", "--model", "model.onnx", "--image", "image.jpg"]
+SOURCE = ["infer", "--model", "model.onnx", "--source"]
 EVAL = ["eval", "--model", "model.onnx", "--annotations", "ann.json", "--images", "images"]
 PROFILE = ["profile", "model.onnx", "--warmup", "1", "--iters", "1"]
 EXPORT = ["export", "hrnet", "--variant", "w8_128x96", "--checkpoint", "checkpoint.pth"]
@@ -104,6 +105,20 @@ CASES = [
     (INFER + ["--boxes-json", "two_images.json"], "of 2 images"),    # whose image is it?
     (INFER + ["--boxes-json", "two_images.json", "--image-id", "7"],
      "no person detection of image id 7"),                           # an id not in the file
+    # infer --source (streams), and its detector
+    (SOURCE + ["images", "--jsonl", "model.onnx"], "is the input --model"),    # lines over model
+    (SOURCE + ["image.jpg", "--video-out", "image.avi", "--json", "image.jpg"],
+     "is the input --source"),                                        # results over the source
+    (SOURCE + ["images", "--json", "images/a.png"], "input folder --source"),  # into the set
+    (SOURCE + ["images"], "somewhere to put the poses"),             # no output at all
+    (SOURCE + ["images", "--jsonl", "o.jsonl", "--video-out", "o.gif"],
+     "must end in"),                                                  # a video we cannot write
+    (SOURCE + ["images", "--jsonl", "o.jsonl", "--det-interval", "2"], "needs --detector"),
+    (SOURCE + ["images", "--jsonl", "o.jsonl", "--max-frames", "0"], "at least 1"),
+    (SOURCE + ["96", "--jsonl", "o.jsonl"], "camera 96 could not be opened"),  # no camera
+    (SOURCE + ["nowhere.mp4", "--jsonl", "o.jsonl"], "does not exist"),        # no video
+    (INFER + ["--detector-score", "0.5"], "need(s) --detector"),   # an override, no detector
+    (INFER + ["--detector", "boxes.json"], "cannot tell the backend"),  # not a model file
     # eval
     (EVAL + ["--json", "ann.json"], "is the input --annotations"),   # JSON over annotations
     (EVAL + ["--json", "model.onnx"], "is the input --model"),       # JSON over the model

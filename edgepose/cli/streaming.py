@@ -88,6 +88,12 @@ def check_stream_outputs(args: argparse.Namespace) -> None:
                          "--video-out or --show")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames is {args.max_frames}; expected at least 1")
+    if args.video_out is not None:
+        from edgepose.sinks import VIDEO_CODECS
+
+        if args.video_out.suffix.lower() not in VIDEO_CODECS:
+            raise InputError(f"--video-out must end in {', '.join(VIDEO_CODECS)}, got "
+                             f"{args.video_out.name!r}")
 
 
 def run_source(args: argparse.Namespace, estimator: Any, source: Any) -> int:
