@@ -11,7 +11,9 @@ import pytest
 from edgepose.card import CropSpec
 from edgepose.errors import InputError
 from edgepose.preprocess import (
+    MAX_BOX_PIXELS,
     affine_matrices,
+    box_height_to_center_scale,
     box_to_center_scale,
     crop_batch,
     crop_centers_scales,
@@ -291,3 +293,225 @@ def test_cpms_height_rule_has_no_sentinel():
     spec = SimpleNamespace(width=192, height=256, crop=CropSpec(rule="height", padding=1.2))
     _, scales = crop_centers_scales(box, spec)
     np.testing.assert_allclose(scales[0], (36 / 200, 48 / 200), rtol=1e-6)
+
+
+# ------------------------------------------- mutation-testing gaps (issue 25 §5)
+# Each test below kills mutants of edgepose/preprocess.py that survived mutmut.
+
+BOX = np.array([[10.0, 20.0, 30.0, 40.0]])
+
+
+@pytest.mark.parametrize("rule", [box_to_center_scale, box_height_to_center_scale])
+@pytest.mark.parametrize("param", ["aspect_ratio", "padding", "pixel_std"])
+@pytest.mark.parametrize("value", [0.0, -1.0, np.inf, np.nan])
+def test_box_rules_refuse_a_non_positive_or_non_finite_parameter(rule, param, value):
+    kwargs = {"aspect_ratio": 0.75, "padding": 1.25, "pixel_std": 200.0, param: value}
+    with pytest.raises(InputError, match=f"^{param} must be a positive finite number"):
+        rule(BOX, **kwargs)
+
+
+@pytest.mark.parametrize("rule", [box_to_center_scale, box_height_to_center_scale])
+@pytest.mark.parametrize("boxes", [np.array([1.0, 2.0, 3.0, 4.0]), np.zeros((2, 5))],
+                         ids=["1-d", "five-columns"])
+def test_box_rules_refuse_boxes_not_n_by_4(rule, boxes):
+    with pytest.raises(InputError, match=r"^boxes must have shape \(N, 4\) as xywh"):
+        rule(boxes, 0.75, 1.25)
+
+
+def test_box_height_rule_returns_float32_scales():
+    # 1.2 x 40 / 200 = 0.24 tall, x 0.75 = 0.18 wide.
+    centers, scales = box_height_to_center_scale(BOX, 0.75, 1.2)
+    assert centers.dtype == np.float32 and scales.dtype == np.float32
+    np.testing.assert_allclose(scales[0], (0.18, 0.24), rtol=1e-6)
+
+
+@pytest.mark.parametrize("rule, padding, expected", [
+    # fit: w = 20 grows to 0.75 x 40 = 30; (30, 40) / 200 x 1.0.
+    pytest.param("fit", 1.0, (0.15, 0.2), id="fit"),
+    # height: 1.5 x 40 / 200 = 0.3 tall, 0.225 wide.
+    pytest.param("height", 1.5, (0.225, 0.3), id="height"),
+])
+def test_crop_centers_scales_padding_overrides_the_cards(rule, padding, expected):
+    spec = SimpleNamespace(width=192, height=256, crop=CropSpec(rule=rule, padding=1.2))
+    _, scales = crop_centers_scales(np.array([[-9.0, 10.0, 20.0, 40.0]]), spec, padding=padding)
+    np.testing.assert_allclose(scales[0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("box", [
+    pytest.param((10, 10, MAX_BOX_PIXELS, 20), id="w=MAX"),
+    pytest.param((10, 10, 20, MAX_BOX_PIXELS), id="h=MAX"),
+    pytest.param((10, 10, 1, 1), id="w=h=1"),
+    pytest.param((-0.5, 10, 1, 20), id="x+w=0.5-touches-the-image"),
+    pytest.param((10, -0.5, 20, 1), id="y+h=0.5-touches-the-image"),
+    pytest.param((639.5, 479.5, 20, 20), id="x,y-half-a-pixel-inside"),
+])
+def test_validate_boxes_keeps_boxes_on_the_limits(box):
+    result = validate_boxes([box], 640, 480)
+    np.testing.assert_array_equal(result, np.float32([box]))
+
+
+@pytest.mark.parametrize("box, why", [
+    pytest.param((10, 10, 20, 0), "zero or negative area", id="zero-height"),
+    pytest.param((10, 10, MAX_BOX_PIXELS + 64, 20), r"outside 0\.01\.\.1e\+06", id="w-over-MAX"),
+    pytest.param((10, 10, 20, MAX_BOX_PIXELS + 64), r"outside 0\.01\.\.1e\+06", id="h-over-MAX"),
+    pytest.param((10, 10, 0.005, 20), r"outside 0\.01\.\.1e\+06", id="w-under-MIN"),
+    pytest.param((10, 10, 20, 0.005), r"outside 0\.01\.\.1e\+06", id="h-under-MIN"),
+    pytest.param((10, 480, 20, 20), "entirely outside the 640x480", id="y=image-height"),
+])
+def test_validate_boxes_rejects_boxes_past_the_limits(box, why):
+    with pytest.raises(InputError, match=why):
+        validate_boxes([box], 640, 480)
+
+
+def test_validate_boxes_image_size_and_empty_input():
+    assert validate_boxes([(0, 0, 1, 1)], 1, 1).shape == (1, 4)
+    for width, height in ((0, 480), (640, 0)):
+        with pytest.raises(InputError, match="^image size must be positive"):
+            validate_boxes([(0, 0, 1, 1)], width, height)
+    empty = validate_boxes([], 640, 480)
+    assert empty.shape == (0, 4) and empty.dtype == np.float32
+    with pytest.raises(InputError, match=r"\(N, 4\)"):
+        validate_boxes([1.0, 2.0, 3.0, 4.0], 640, 480)
+
+
+@pytest.mark.parametrize("centers, scales, match", [
+    pytest.param(np.zeros(4), np.ones((2, 2)), r"^centers must have shape \(N, 2\)", id="1-d"),
+    pytest.param(np.zeros((2, 3)), np.ones((2, 2)), r"^centers must have shape \(N, 2\)",
+                 id="centers-3-cols"),
+    pytest.param(np.zeros((2, 2)), np.ones((3, 2)), r"^scales must have shape \(2, 2\)",
+                 id="scales-count"),
+    pytest.param(np.zeros((2, 2)), np.ones((2, 3)), r"^scales must have shape \(2, 2\)",
+                 id="scales-3-cols"),
+    pytest.param(np.array([[np.nan, 0.0]]), np.ones((1, 2)), "^centers must be finite", id="nan"),
+    pytest.param(np.zeros((1, 2)), np.array([[0.0, 1.0]]), "^centers must be finite", id="s=0"),
+    pytest.param(np.zeros((1, 2)), np.array([[-1.0, 1.0]]), "^centers must be finite",
+                 id="s<0"),
+    pytest.param(np.zeros((1, 2)), np.array([[np.inf, 1.0]]), "^centers must be finite",
+                 id="s=inf"),
+])
+def test_affine_matrices_refuse_bad_centers_and_scales(centers, scales, match):
+    with pytest.raises(InputError, match=match):
+        affine_matrices(centers, scales, INPUT_SIZE)
+
+
+@pytest.mark.parametrize("size, match", [
+    pytest.param((0, 64), "^output_size must be positive", id="w=0"),
+    pytest.param((48, 0), "^output_size must be positive", id="h=0"),
+    pytest.param(("a", 64), r"^output_size must be \(width, height\)", id="not-numbers"),
+])
+def test_output_size_must_be_positive_integers(size, match):
+    with pytest.raises(InputError, match=match):
+        affine_matrices(np.zeros((1, 2)), np.ones((1, 2)), size)
+    with pytest.raises(InputError, match=match):
+        crop_batch(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 2, 3)), size)
+
+
+def test_affine_matrices_accept_a_one_pixel_output_and_a_tiny_scale():
+    # src_w = 0.0025 x 200 = 0.5 px: positive, so valid; the map scales by 1 / 0.5.
+    matrices = affine_matrices(np.zeros((1, 2)), np.array([[0.0025, 1.0]]), (1, 1))
+    np.testing.assert_allclose(matrices[0, :, :2], np.eye(2) * 2.0)
+
+
+def test_heatmap_to_image_honours_pixel_std():
+    # transform_preds by hand: x = cx + (x - W/2) * sw * pixel_std / W for both axes;
+    # (0, 0) on a 48 x 64 heatmap, sw = 1, pixel_std = 100: (300 - 50, 200 - 200/3).
+    result = heatmap_to_image(np.zeros((1, 1, 2)), np.array([[300.0, 200.0]]),
+                              np.array([[1.0, 4 / 3]]), HEATMAP_SIZE, pixel_std=100.0)
+    np.testing.assert_allclose(result[0, 0], (250.0, 200.0 - 200.0 / 3), rtol=1e-6)
+
+
+def test_heatmap_to_image_refuses_mismatched_coords():
+    with pytest.raises(InputError, match=r"^coords must have shape \(N, K, 2\)"):
+        heatmap_to_image(np.zeros((1, 5, 3)), np.zeros((1, 2)), np.ones((1, 2)), HEATMAP_SIZE)
+    with pytest.raises(InputError, match="^coords hold 2 people but centers/scales hold 3"):
+        heatmap_to_image(np.zeros((2, 5, 2)), np.zeros((3, 2)), np.ones((3, 2)), HEATMAP_SIZE)
+
+
+def test_crop_batch_pads_with_zero_by_default():
+    image = np.full((50, 60, 3), 100, np.uint8)
+    matrices = affine_matrices(np.array([[0.0, 0.0]]), np.array([[0.15, 0.2]]), (48, 64))
+    crops = crop_batch(image, matrices, (48, 64))
+    assert crops[0, 0, 0].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("image, match", [
+    pytest.param(np.zeros((10, 10, 4), np.uint8), r"got shape \(10, 10, 4\) dtype uint8",
+                 id="4-channels"),
+    pytest.param(np.zeros((10, 10, 3), np.float32), r"got shape \(10, 10, 3\) dtype float32",
+                 id="float"),
+    pytest.param([[0, 0, 0]], "got shape None dtype list", id="list"),
+])
+def test_crop_batch_rejects_a_bad_image(image, match):
+    with pytest.raises(InputError, match=r"^image must be \(h, w, 3\) uint8, " + match):
+        crop_batch(image, np.zeros((1, 2, 3)), (48, 64))
+
+
+def test_crop_batch_rejects_bad_matrices_and_out_buffers():
+    image = np.zeros((50, 60, 3), np.uint8)
+    with pytest.raises(InputError, match=r"^matrices must have shape \(N, 2, 3\)"):
+        crop_batch(image, np.zeros((1, 3, 3)), (48, 64))
+    matrices = affine_matrices(np.array([[30.0, 25.0]]), np.array([[0.3, 0.4]]), (48, 64))
+    for out in (np.empty((1, 64, 48, 3), np.float32),
+                np.empty((1, 64, 96, 3), np.uint8)[:, :, ::2]):
+        with pytest.raises(InputError, match="out must be"):
+            crop_batch(image, matrices, (48, 64), out=out)
+
+
+def test_normalize_to_tensor_defaults_to_rgb():
+    crops = np.random.default_rng(5).integers(0, 256, size=(1, 4, 4, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(normalize_to_tensor(crops, MEAN_RGB, STD_RGB),
+                                  normalize_to_tensor(crops, MEAN_RGB, STD_RGB, color="RGB"))
+
+
+@pytest.mark.parametrize("crops, match", [
+    pytest.param(np.zeros((1, 4, 4, 4), np.uint8), r"got shape \(1, 4, 4, 4\)", id="4-ch"),
+    pytest.param(np.zeros((1, 4, 4, 3), np.float32), r"got shape \(1, 4, 4, 3\)", id="float"),
+    pytest.param([[[[0, 0, 0]]]], "got shape None", id="list"),
+])
+def test_normalize_to_tensor_rejects_bad_crops(crops, match):
+    with pytest.raises(InputError, match=r"^crops must be \(N, h, w, 3\) uint8, " + match):
+        normalize_to_tensor(crops, MEAN_RGB, STD_RGB)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    pytest.param({"color": "rgb"}, "^color must be 'RGB' or 'BGR'", id="color"),
+    pytest.param({"layout": "nchw"}, "^layout must be 'NCHW' or 'NHWC'", id="layout"),
+    pytest.param({"std": [1.0, 1.0]}, r"^mean and std must have shape \(3,\)", id="std-shape"),
+    pytest.param({"std": [1.0, 0.0, 1.0]}, "^mean must be finite and std finite and non-zero",
+                 id="std-zero"),
+    pytest.param({"std": [1.0, np.nan, 1.0]}, "^mean must be finite", id="std-nan"),
+    pytest.param({"mean": [0.0, np.nan, 0.0]}, "^mean must be finite", id="mean-nan"),
+    pytest.param({"out": np.empty((1, 3, 4, 5), np.float32)}, "^out must be float32",
+                 id="out-shape"),
+])
+def test_normalize_to_tensor_rejects_bad_arguments(kwargs, match):
+    args = {"mean": MEAN_RGB, "std": STD_RGB, **kwargs}
+    with pytest.raises(InputError, match=match):
+        normalize_to_tensor(np.zeros((1, 4, 4, 3), np.uint8), **args)
+
+
+EXPECTED = r"^boxes must be an \(N, 4\) float array of xywh boxes in image pixels, "
+
+
+@pytest.mark.parametrize("boxes, match", [
+    pytest.param("0123456789" * 5, EXPECTED + "got the string '0123456789012345678901234567890"
+                 r"123456789'; parse it into numbers first$", id="string-cut-at-40"),
+    pytest.param([[1, 2, 3, 4], [1, 2]], EXPECTED + "got a list of rows of different lengths$",
+                 id="ragged"),
+    pytest.param(np.array([[True, False, True, True]]),
+                 EXPECTED + "got an array of dtype bool; pass integers or floats$", id="bool"),
+])
+def test_validate_boxes_says_what_boxes_must_be(boxes, match):
+    with pytest.raises(InputError, match=match):
+        validate_boxes(boxes, 640, 480)
+
+
+@pytest.mark.parametrize("box, why", [
+    pytest.param((10, 10, np.nan, 20), "has a non-finite value", id="nan"),
+    pytest.param((10, 10, 20, 0), "has zero or negative area \\(w and h must be > 0\\)",
+                 id="zero-area"),
+])
+def test_validate_boxes_message_names_the_box_and_the_rule(box, why):
+    with pytest.raises(InputError, match=rf"^box 0 \(x=10, y=10, w={box[2]:g}, h={box[3]:g}\) "
+                                         rf"{why}; pass xywh boxes"):
+        validate_boxes([box], 640, 480)

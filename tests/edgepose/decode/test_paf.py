@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edgepose.decode.paf import (
+    ImageMaps,
     PafDecoder,
     PafParams,
     assemble,
@@ -318,3 +319,116 @@ def test_body25_maps_decode():
     pafs, heatmaps = _maps(pafs=52, heatmaps=26)
     xy, scores, person_scores = PafDecoder(body25).decode(pafs, heatmaps, 100)
     assert xy.shape == (0, 25, 2) and scores.shape == (0, 25) and person_scores.shape == (0,)
+
+
+# ------------------------------------------- mutation-testing gaps (issue 25 §5)
+
+@pytest.mark.parametrize("field, value", [
+    ("sigma", 0.0), ("distance_prior", 0.0), ("min_above_fraction", 0.0),
+    ("truncate", 0.5), ("min_norm", 1e-9), ("samples", 2), ("min_parts", 0),
+    ("max_peaks_per_part", 1),
+])
+def test_paf_params_accept_their_lowest_values(field, value):
+    assert getattr(PafParams(**{field: value}), field) == value
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("truncate", 0.0, "truncate must be a finite number > 0, got 0.0"),
+    ("min_norm", 0.0, "min_norm must be a finite number > 0, got 0.0"),
+    ("sigma", -1.0, "sigma must be a finite number >= 0, got -1.0"),
+    ("distance_prior", -0.5, "distance_prior must be a finite number >= 0, got -0.5"),
+    ("min_above_fraction", -0.1, "min_above_fraction must be a finite number >= 0, got -0.1"),
+    ("samples", 1, "samples must be an integer >= 2, got 1"),
+    ("samples", 10.0, "samples must be an integer >= 2, got 10.0"),
+    ("max_peaks_per_part", 0, "max_peaks_per_part must be an integer >= 1, got 0"),
+])
+def test_paf_params_refuse_values_below_their_bounds(field, value, match):
+    with pytest.raises(InputError, match=f"^PafParams.{match}$"):
+        PafParams(**{field: value})
+
+
+def test_assemble_keeps_a_person_whose_mean_score_equals_the_minimum():
+    # The port drops `subset[i][-2] / subset[i][-1] < 0.4`: a mean of exactly 0.4 stays.
+    # Five parts of 0.25 and four limbs of 0.1875 (exact binary fractions): 2.0 / 5 = 0.4.
+    skeleton = [(0, 1), (1, 2), (2, 3), (3, 4)]
+    connections = [(np.array([i]), np.array([i + 1]), np.array([0.1875])) for i in range(4)]
+    rows = assemble(connections, skeleton, np.full(5, 0.25), 5, PafParams())
+    np.testing.assert_array_equal(rows, [[0, 1, 2, 3, 4, 2.0, 5]])
+
+
+@pytest.mark.parametrize("first, second", [(0, 3), (3, 0)], ids=["A-holds-0", "B-holds-0"])
+def test_assemble_does_not_merge_people_sharing_a_part_held_by_peak_0(first, second):
+    # Peak id 0 is a real peak: two people both holding a part (one of them with
+    # peak 0) share it and must not merge; B's peak is written into the first.
+    skeleton = [(0, 1), (0, 2), (1, 2)]
+    connections = [(np.array([first]), np.array([1]), np.array([0.5])),
+                   (np.array([second]), np.array([2]), np.array([0.5])),
+                   (np.array([1]), np.array([2]), np.array([0.5]))]
+    params = PafParams(min_parts=0, min_mean_score=-1.0)
+    rows = assemble(connections, skeleton, np.ones(4), 3, params)
+    expected = ref.assemble_reference(
+        [list(zip(a.tolist(), b.tolist(), s.tolist())) for a, b, s in connections],
+        skeleton, [1.0] * 4, 3, params)
+    assert expected.shape == (2, 5)
+    np.testing.assert_array_equal(rows, expected)
+
+
+def test_image_maps_accept_maps_that_exactly_cover_the_image():
+    # 4 x 5 maps at stride 8 cover 32 x 40 input pixels: enough for a 40 x 32 image.
+    maps = np.random.default_rng(0).random((2, 4, 5)).astype(np.float32)
+    assert ImageMaps(maps, 8, (40, 32), (80, 64)).shape == (2, 64, 80)
+    assert ImageMaps(np.ones((2, 1, 1), np.float32), 8, (8, 8), (8, 8)).shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("valid_size, image", [((41, 32), "32x41"), ((40, 33), "33x40")])
+def test_image_maps_refuse_maps_short_of_the_image_on_either_axis(valid_size, image):
+    with pytest.raises(DecodeError, match=f"^maps of 4x5 at stride 8 cover 32x40 input pixels, "
+                                          f"less than the {image} image"):
+        ImageMaps(np.ones((2, 4, 5), np.float32), 8, valid_size, (80, 64))
+
+
+@pytest.mark.parametrize("shape", [(2, 0, 3), (2, 3, 0)])
+def test_image_maps_refuse_empty_maps(shape):
+    with pytest.raises(DecodeError, match=r"^maps must have H, W >= 1"):
+        ImageMaps(np.ones(shape, np.float32), 8, (1, 1), (8, 8))
+
+
+def test_image_maps_check_by_default():
+    maps = np.ones((2, 4, 5), np.float32)
+    maps[1, 2, 3] = np.nan
+    with pytest.raises(DecodeError, match="NaN"):
+        ImageMaps(maps, 8, (40, 32), (80, 64))
+
+
+def test_image_maps_slice_is_image_maps_of_those_channels():
+    maps = np.random.default_rng(1).random((3, 4, 5)).astype(np.float32)
+    whole = ImageMaps(maps, 8, (40, 32), (80, 64), name="pafs")
+    part = whole[1:3]
+    assert isinstance(part, ImageMaps) and part.shape == (2, 64, 80)
+    assert (part.stride, part.valid_size, part.image_size, part.name, part.check) == \
+        (8, (40, 32), (80, 64), "pafs", True)
+    np.testing.assert_array_equal(part[0], whole[1])
+    np.testing.assert_array_equal(part[1], whole.resize(2))
+
+
+@pytest.mark.parametrize("field, value", [("peak_threshold", 2.0), ("paf_threshold", 2.0)])
+def test_decoder_uses_its_own_params_for_peaks_and_limb_scores(field, value):
+    # The maps are at most 1: a threshold of 2 leaves no peak, or no limb, so no one.
+    pafs, heatmaps, _, _ = _scene("1 person")
+    assert len(PafDecoder(COCO18).group(pafs, heatmaps, SIZE[0])[1]) == 1
+    params = PafParams(**{field: value, "min_parts": 0, "min_mean_score": -1.0})
+    peaks, rows = PafDecoder(COCO18, params).group(pafs, heatmaps, SIZE[0])
+    ref_peaks, ref_rows = ref.decode_reference(pafs, heatmaps, COCO18, SIZE[0], params)
+    assert len(rows) == len(ref_rows) == 0
+
+
+def test_a_part_without_peaks_skips_only_its_own_limbs():
+    # No right-shoulder peak (part 2): limbs 0 (1-2) and 2 (2-3) have nothing to
+    # connect; every other limb still assembles the person.
+    pafs, heatmaps, _, _ = _scene("1 person")
+    heatmaps = heatmaps.copy()
+    heatmaps[2] = 0.0
+    peaks, rows = PafDecoder(COCO18).group(pafs, heatmaps, SIZE[0])
+    ref_peaks, ref_rows = ref.decode_reference(pafs, heatmaps, COCO18, SIZE[0], PafParams())
+    _assert_same_result(peaks, rows, ref_peaks, ref_rows)
+    assert len(rows) == 1 and rows[0, 2] == -1 and rows[0, K + 1] >= 10

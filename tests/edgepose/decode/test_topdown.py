@@ -16,6 +16,7 @@ import pytest
 from edgepose.decode.topdown import (
     TopDownDecoder,
     average_flip,
+    check_dark_kernel,
     dark_kernel_for_sigma,
     flip_back,
     get_max_preds,
@@ -494,3 +495,193 @@ def test_decoder_refuses_non_finite_values_before_checking_centers():
 def test_decoder_accepts_an_empty_batch():
     xy, scores = TopDownDecoder("dark").decode(np.zeros((0, 17, 8, 8), np.float32), *_meta(0))
     assert xy.shape == (0, 17, 2) and scores.shape == (0, 17)
+
+
+# ------------------------------------------- mutation-testing gaps (issue 25 §5)
+# Each test below kills mutants of edgepose/decode/topdown.py that survived mutmut;
+# the expected values come from the scalar references above (the official formulas).
+
+def small_peak(height, width, x=2, y=2):
+    """A peak of 1 at (x, y) with unequal neighbours: shift moves it to (x+.25, y+.25)."""
+    hm = np.zeros((height, width), np.float32)
+    hm[y, x], hm[y, x - 1], hm[y, x + 1], hm[y - 1, x], hm[y + 1, x] = 1.0, 0.3, 0.6, 0.2, 0.5
+    return hm
+
+
+@pytest.mark.parametrize("height, width", [(4, 4), (4, 9), (9, 4)],
+                         ids=["4x4", "H=4", "W=4"])
+def test_shift_applies_on_the_smallest_maps(height, width):
+    # 1 < px < W-1 holds for px = 2 once W = 4 (and likewise for H): the quarter step
+    # must be taken there, by refine_shift and by the decoder's size guard alike.
+    hm = small_peak(height, width)
+    assert ref_shift(hm, 2, 2) == (2.25, 2.25)
+    coords, _ = get_max_preds(hm[None, None])
+    refine_shift(coords, hm[None, None])
+    np.testing.assert_array_equal(coords[0, 0], np.float32((2.25, 2.25)))
+    centers, scales = np.float32([[100.0, 200.0]]), np.float32([[1.0, 1.5]])
+    xy, _ = TopDownDecoder("shift").decode(hm[None, None], centers, scales)
+    ref_xy, _ = ref_decode(hm[None, None], centers, scales, "shift")
+    np.testing.assert_allclose(xy, ref_xy, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("height, width", [(5, 5), (5, 9), (9, 5)],
+                         ids=["5x5", "H=5", "W=5"])
+def test_dark_applies_on_the_smallest_maps(height, width):
+    # 1 < x < W-2 holds for x = 2 once W = 5: DARK must step there.
+    hm = gaussian(2.3, 2.4, height=height, width=width)
+    coords, _ = get_max_preds(hm[None, None])
+    assert tuple(coords[0, 0]) == (2, 2)
+    refine_dark(coords, hm[None, None])
+    expected = ref_dark(hm, 2, 2)
+    assert expected != (2, 2)
+    np.testing.assert_allclose(coords[0, 0], expected, atol=1e-4)
+    centers, scales = np.float32([[100.0, 200.0]]), np.float32([[1.0, 1.5]])
+    xy, _ = TopDownDecoder("dark").decode(hm[None, None], centers, scales)
+    ref_xy, _ = ref_decode(hm[None, None], centers, scales, "dark")
+    np.testing.assert_allclose(xy, ref_xy, rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("height, width", [(1, 9), (9, 1), (1, 1)])
+def test_refiners_leave_maps_too_small_on_one_axis_alone(height, width):
+    hm = np.ones((1, 1, height, width), np.float32)
+    coords = np.zeros((1, 1, 2), np.float32)
+    refine_shift(coords, hm)
+    refine_dark(coords, hm)
+    np.testing.assert_array_equal(coords, 0)
+
+
+def test_refiners_leave_points_outside_the_map_alone():
+    # Only points inside move; far-off input must neither move nor index out of bounds.
+    heatmaps = np.stack([gaussian(3.3, 4.4, height=8, width=8)] * 4)[None]
+    far = np.float32([[[-1000, -1000], [1000, 1000], [-1000, 1000], [1000, -1000]]])
+    for refine in (refine_shift, refine_dark):
+        coords = far.copy()
+        refine(coords, heatmaps)
+        np.testing.assert_array_equal(coords, far)
+
+
+def test_dark_reads_the_hessian_cross_term():
+    # A tilted Gaussian has dxy != 0; the Newton step needs det = dxx*dyy - dxy^2.
+    yy, xx = np.mgrid[0:H, 0:W]
+    d = np.stack([xx - 20.3, yy - 30.6])
+    inv = np.linalg.inv([[4.0, 2.5], [2.5, 4.0]])
+    hm = np.exp(-0.5 * np.einsum("i...,ij,j...->...", d, inv, d)).astype(np.float32)
+    coords, _ = get_max_preds(hm[None, None])
+    x0, y0 = coords[0, 0]
+    refine_dark(coords, hm[None, None])
+    np.testing.assert_allclose(coords[0, 0], ref_dark(hm, x0, y0), atol=1e-4)
+    assert np.all(np.abs(coords[0, 0] - (20.3, 30.6)) < 0.05)
+
+
+def test_dark_kernel_5_pads_like_mmpose_at_the_border():
+    # mmpose zero-pads (kernel-1)//2 = 2 pixels; a peak at x = 2 reads blurred
+    # values the padding shapes.
+    hm = gaussian(2.3, 30.4, sigma=1.0)
+    coords, _ = get_max_preds(hm[None, None])
+    refine_dark(coords, hm[None, None], kernel=5)
+    np.testing.assert_allclose(coords[0, 0], ref_dark(hm, 2, 30, kernel=5), atol=1e-5)
+
+
+def test_dark_over_several_chunks_matches_the_reference():
+    # 9 x 17 = 153 maps: more than two chunks of 64 maps.
+    rng = np.random.default_rng(7)
+    peaks = rng.uniform(3, 9, size=(9, 17, 2))
+    heatmaps = np.stack([np.stack([gaussian(px, py, height=16, width=12) for px, py in row])
+                         for row in peaks])
+    coords, _ = get_max_preds(heatmaps)
+    start = coords.copy()
+    refine_dark(coords, heatmaps)
+    for n in range(9):
+        for k in range(17):
+            x, y = start[n, k]
+            np.testing.assert_allclose(coords[n, k], ref_dark(heatmaps[n, k], x, y), atol=1e-4)
+
+
+def test_dark_rescales_each_map_by_its_own_maximum():
+    # mmpose rescales per map: a map of max 1e-12 stays under the 1e-10 clamp
+    # (no step) even when a bright map shares the batch.
+    bright = gaussian(20.3, 30.4)
+    heatmaps = np.stack([bright, np.float32(1e-12) * bright])[None]
+    coords, _ = get_max_preds(heatmaps)
+    refine_dark(coords, heatmaps)
+    np.testing.assert_array_equal(coords[0, 1], (20, 30))
+    assert np.all(np.abs(coords[0, 0] - (20.3, 30.4)) <= 0.01)
+
+
+def test_dark_takes_no_step_on_flat_or_non_positive_maps_inside():
+    heatmaps = np.stack([np.zeros((H, W)), np.full((H, W), -2.0)])[None].astype(np.float32)
+    coords = np.float32([[[20, 30], [20, 30]]])
+    refine_dark(coords, heatmaps)
+    np.testing.assert_array_equal(coords, [[[20, 30], [20, 30]]])
+
+
+def test_dark_refines_non_contiguous_coords_in_place():
+    heatmaps = np.stack([np.stack([gaussian(20.3 + k, 30.4 - n) for k in range(3)])
+                         for n in range(2)])
+    expected, _ = get_max_preds(heatmaps)
+    coords = np.ascontiguousarray(expected.transpose(1, 0, 2)).transpose(1, 0, 2)
+    assert not coords.flags.c_contiguous
+    refine_dark(expected, heatmaps)
+    assert refine_dark(coords, heatmaps) is coords
+    np.testing.assert_array_equal(coords, expected)
+    assert not np.array_equal(coords, np.round(coords))
+
+
+@pytest.mark.parametrize("kernel", [1, 3, np.int64(5)])
+def test_dark_kernel_accepts_any_positive_odd_integer(kernel):
+    assert check_dark_kernel(kernel) == int(kernel)
+    TopDownDecoder("dark", dark_kernel=kernel)
+
+
+@pytest.mark.parametrize("kernel", [True, 3.0, 0, -1, 4])
+def test_dark_kernel_refuses_bools_floats_and_even_or_non_positive(kernel):
+    with pytest.raises(InputError, match="positive odd integer"):
+        check_dark_kernel(kernel)
+
+
+def test_get_max_preds_returns_float32():
+    coords, maxvals = get_max_preds(gaussian(3.3, 4.4, height=8, width=8)[None, None])
+    assert coords.dtype == np.float32 and maxvals.dtype == np.float32
+
+
+def test_decoder_rejects_heatmaps_without_keypoints():
+    with pytest.raises(DecodeError, match=r"^heatmaps must have K, H, W >= 1"):
+        TopDownDecoder().decode(np.zeros((1, 0, 8, 8), np.float32), *_meta(1))
+
+
+def test_decoder_errors_name_the_heatmaps():
+    with pytest.raises(DecodeError, match=r"^heatmaps must be 4-D"):
+        TopDownDecoder().decode(np.zeros((2, 8, 8), np.float32), *_meta(1))
+    bad = np.zeros((1, 1, 8, 8), np.float32)
+    bad[0, 0, 2, 3] = np.nan
+    with pytest.raises(DecodeError, match=r"^heatmaps hold 1 NaN/inf"):
+        TopDownDecoder().decode(bad, *_meta(1))
+
+
+@pytest.mark.parametrize("name", ["centers", "scales"])
+def test_decoder_rejects_meta_of_the_wrong_shape(name):
+    meta = dict(zip(("centers", "scales"), _meta(2)))
+    meta[name] = np.zeros((2, 3), np.float32)
+    with pytest.raises(InputError, match=rf"^{name} must have shape \(N, 2\), got \(2, 3\)"):
+        TopDownDecoder().decode(np.zeros((2, 1, 8, 8), np.float32), **meta)
+
+
+def test_decoder_people_count_message_names_both_counts():
+    with pytest.raises(DecodeError, match="3 people but centers hold 4"):
+        TopDownDecoder().decode(np.zeros((3, 2, 8, 8), np.float32), *_meta(4))
+
+
+def test_flip_back_shifts_by_default_like_hrnet():
+    rng = np.random.default_rng(3)
+    flipped = rng.random((2, 17, 8, 6)).astype(np.float32)
+    perm = COCO17.flip_permutation()
+    np.testing.assert_array_equal(flip_back(flipped, perm), flip_back(flipped, perm, shift=True))
+    assert not np.array_equal(flip_back(flipped, perm), flip_back(flipped, perm, shift=False))
+    heatmaps = rng.random((2, 17, 8, 6)).astype(np.float32)
+    unshifted = explicit_flip_back(flipped, COCO17.flip_pairs, False)
+    np.testing.assert_allclose(average_flip(heatmaps, flipped, perm, shift=False),
+                               (heatmaps + unshifted) / 2, rtol=1e-6)
+    with pytest.raises(DecodeError, match=r"^heatmaps_flipped must be 4-D"):
+        flip_back(flipped[0], perm)
+    with pytest.raises(DecodeError, match="same batch of crops"):
+        average_flip(heatmaps, flipped[:1], perm)
