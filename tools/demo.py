@@ -113,7 +113,7 @@ def _draw_shipped(out: Path, suffix: str, runner, predict) -> None:
         stem = Path(name).stem
         results = poses.to_coco_results(image_id=0)
         write_json_atomic(out / f"{stem}.{suffix}.json",
-                          {"warning": banner, "results": results} if banner else results)
+                          {"warnings": [banner], "results": results} if banner else results)
         write_image_atomic(out / f"{stem}.{suffix}.png", draw_poses(image, poses, banner=banner))
         print(f"{name}: {len(poses)} people -> {stem}.{suffix}.png, {stem}.{suffix}.json")
 
