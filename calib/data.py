@@ -40,11 +40,10 @@ from edgepose.errors import InputError
 from edgepose.io import read_image
 from edgepose.preprocess import (affine_matrices, crop_batch, crop_centers_scales,
                                  normalize_to_tensor, resize_pad_for_bottom_up, validate_boxes)
+from edgepose.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 HOLDOUT_FRACTION = 0.2
 MAX_HOLDOUT = 200
 PERSON_CATEGORY_ID = 1

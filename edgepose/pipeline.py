@@ -29,8 +29,11 @@ from edgepose.decode.topdown import TopDownDecoder, average_flip
 from edgepose.errors import CardError, DecodeError, InputError
 from edgepose.keypoints import get_keypoint_set
 from edgepose.poses import Poses
-from edgepose.preprocess import (
+# MAX_FRAME_PIXELS and check_frame are read from here too (the bound every pipeline keeps).
+from edgepose.preprocess import (  # noqa: F401
+    MAX_FRAME_PIXELS,
     affine_matrices,
+    check_frame,
     crop_centers_scales,
     crop_batch,
     normalize_to_tensor,
@@ -43,12 +46,6 @@ from edgepose.preprocess import (
 KEYPOINT_VOTE_THRESHOLD = 0.2
 # Batch size for runners whose batch axis is dynamic (ONNX Runtime on the CPU).
 DEFAULT_CHUNK = 16
-# Largest frame (height × width) every pipeline accepts: 2**25 pixels, room for 8K UHD
-# (7680x4320). Chosen so that a frame at the limit keeps OpenPose (368x656 input, ONNX
-# Runtime on the CPU) within the 1.5 GB peak-memory goal of issue 21: besides the model,
-# PafPipeline then holds the frame (3 bytes per pixel) and one map channel at image
-# size (4 bytes per pixel), its smoothing working a band of rows at a time.
-MAX_FRAME_PIXELS = 2 ** 25
 
 
 def input_buffer(spec: InputSpec, batch: int) -> np.ndarray:
@@ -56,20 +53,6 @@ def input_buffer(spec: InputSpec, batch: int) -> np.ndarray:
     shape = ((batch, 3, spec.height, spec.width) if spec.layout == "NCHW"
              else (batch, spec.height, spec.width, 3))
     return np.empty(shape, np.float32)
-
-
-def _check_frame(image: object) -> None:
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-            and image.dtype == np.uint8):
-        shape = getattr(image, "shape", None)
-        raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
-    height, width = image.shape[:2]
-    if height * width > MAX_FRAME_PIXELS:
-        raise InputError(
-            f"frame of {width}x{height} = {height * width} pixels is above the limit of "
-            f"{MAX_FRAME_PIXELS} pixels (MAX_FRAME_PIXELS, which bounds the memory); "
-            f"downscale it to at most {MAX_FRAME_PIXELS} pixels first"
-        )
 
 
 class _Pipeline(Closeable):
@@ -153,7 +136,7 @@ class TopDownPipeline(_Pipeline):
         """image (h, w, 3) BGR uint8; boxes (N, 4) xywh float pixels (None: the whole
         image); box_scores (N,) finite, >= 0 (None: all 1). Anything else, a string
         or a fifth column included, is an InputError."""
-        _check_frame(image)
+        check_frame(image)
         height, width = image.shape[:2]
         if boxes is None:
             boxes = np.array([[0.0, 0.0, width, height]], np.float32)
@@ -176,7 +159,7 @@ class TopDownPipeline(_Pipeline):
         """Run crops given directly as centers and scales (N, 2) in pixel_std units, e.g.
         MPII annotations through decode.hourglass.mpii_center_scale (c_y += 15·s, s × 1.25).
         Poses.boxes is None: no box was given."""
-        _check_frame(image)
+        check_frame(image)
         centers = np.asarray(centers, np.float64).reshape(-1, 2)
         scales = np.asarray(scales, np.float64).reshape(-1, 2)
         people = centers.shape[0]
@@ -343,7 +326,7 @@ class PafPipeline(_Pipeline):
 
     def __call__(self, image: np.ndarray) -> Poses:
         """image (h, w, 3) BGR uint8 → Poses in image pixels."""
-        _check_frame(image)
+        check_frame(image)
         spec = self.card.input
         height, width = image.shape[:2]
         padded, _, (pad_bottom, pad_right) = resize_pad_for_bottom_up(
@@ -418,7 +401,7 @@ class AeBottomUpPipeline(_Pipeline):
 
     def __call__(self, image: np.ndarray) -> Poses:
         """image (h, w, 3) BGR uint8 → Poses in image pixels."""
-        _check_frame(image)
+        check_frame(image)
         spec = self.card.input
         padded, scale, _ = resize_pad_for_bottom_up(image, spec.height, self.stride,
                                                     spec.pad_value, target_width=spec.width)

@@ -146,6 +146,30 @@ def _numbers(value: object, name: str, expected: str) -> np.ndarray:
     return array
 
 
+# Largest frame (height × width) every pipeline accepts: 2**25 pixels, room for 8K UHD
+# (7680x4320). Chosen so that a frame at the limit keeps OpenPose (368x656 input, ONNX
+# Runtime on the CPU) within the 1.5 GB peak-memory goal of issue 21: besides the model,
+# PafPipeline then holds the frame (3 bytes per pixel) and one map channel at image
+# size (4 bytes per pixel), its smoothing working a band of rows at a time.
+MAX_FRAME_PIXELS = 2 ** 25
+
+
+def check_frame(image: object) -> None:
+    """InputError unless `image` is a BGR uint8 (h, w, 3) frame of at most MAX_FRAME_PIXELS:
+    the check every pipeline and the detector make before any work."""
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+            and image.dtype == np.uint8):
+        shape = getattr(image, "shape", None)
+        raise InputError(f"expected a BGR uint8 image of shape (h, w, 3), got {shape}")
+    height, width = image.shape[:2]
+    if height * width > MAX_FRAME_PIXELS:
+        raise InputError(
+            f"frame of {width}x{height} = {height * width} pixels is above the limit of "
+            f"{MAX_FRAME_PIXELS} pixels (MAX_FRAME_PIXELS, which bounds the memory); "
+            f"downscale it to at most {MAX_FRAME_PIXELS} pixels first"
+        )
+
+
 #: Largest box width or height accepted, in pixels: far past any camera frame, and far
 #: short of values whose crops lose all precision in float32.
 MAX_BOX_PIXELS = 1e6

@@ -22,7 +22,7 @@ from edgepose.detect.card import PREPROCESSING, DetectorCard
 from edgepose.detect.formats import guess_card, read_people
 from edgepose.detect.letterbox import Letterbox, letterbox_image, plan_letterbox
 from edgepose.errors import CardError, InputError, ModelFileError
-from edgepose.preprocess import MIN_BOX_PIXELS, normalize_to_tensor
+from edgepose.preprocess import MIN_BOX_PIXELS, check_frame, normalize_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +163,7 @@ class Detector(Closeable):
         return card, origin
 
     def __call__(self, frame: np.ndarray) -> Detections:
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 \
-                or frame.shape[2] != 3 or 0 in frame.shape:
-            raise InputError(f"frame must be an (h, w, 3) uint8 BGR image, got "
-                             f"{getattr(frame, 'dtype', type(frame).__name__)} "
-                             f"{getattr(frame, 'shape', '')}")
+        check_frame(frame)      # an empty frame is refused by plan_letterbox
         height, width = frame.shape[:2]
         plan = self._plans.get((width, height))
         if plan is None:

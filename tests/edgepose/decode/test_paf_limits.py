@@ -21,7 +21,7 @@ from edgepose.decode.paf import (
 )
 from edgepose.errors import DecodeError, InputError
 from edgepose.keypoints import COCO18
-from edgepose.pipeline import MAX_FRAME_PIXELS, _check_frame
+from edgepose.preprocess import MAX_FRAME_PIXELS, check_frame
 
 from tests.edgepose.decode import paf_reference as ref  # noqa: E402 - after the code under test
 
@@ -202,8 +202,8 @@ def test_frames_above_the_pixel_limit_are_refused_before_any_work(height, width,
     # np.zeros maps untouched pages: even the 20000x20000 frame costs nothing here.
     frame = np.zeros((height, width, 3), np.uint8)
     if not refused:
-        _check_frame(frame)
+        check_frame(frame)
         return
     with pytest.raises(InputError, match=rf"frame of {width}x{height} = {height * width} pixels "
                                          rf"is above the limit of {MAX_FRAME_PIXELS} pixels"):
-        _check_frame(frame)
+        check_frame(frame)
