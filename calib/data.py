@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from edgepose.card import ModelCard
-from edgepose.detect.letterbox import letterbox_image, plan_letterbox
+from edgepose.detect.detector import detector_input
 from edgepose.errors import InputError
 from edgepose.io import read_image
 from edgepose.preprocess import (affine_matrices, crop_batch, crop_centers_scales,
@@ -134,11 +134,7 @@ def model_inputs(image: np.ndarray, card: ModelCard, boxes: np.ndarray | None = 
     if card.paradigm == "detector":
         if boxes is not None:
             raise InputError("detectors take full frames, not person boxes")
-        plan = plan_letterbox((width, height), (spec.width, spec.height), card.resize, card.pad)
-        frame = letterbox_image(image, plan, (spec.width, spec.height), spec.pad_value)
-        inputs = normalize_to_tensor(frame[None], spec.mean, spec.std, color=spec.color,
-                                     layout=spec.layout)
-        return inputs, None, None
+        return detector_input(image, card)[0], None, None
     if card.paradigm == "bottom-up":
         if boxes is not None:
             raise InputError("bottom-up models take full frames, not person boxes")

@@ -94,6 +94,18 @@ def apply_overrides(card: DetectorCard, *, color: str | None = None,
         raise InputError(str(exc).replace("detector card field", "detector setting")) from None
 
 
+def detector_input(frame: np.ndarray, card: DetectorCard) -> tuple[np.ndarray, Letterbox]:
+    """(1, …) float32 network input of a BGR frame, prepared as the detector's exporter
+    prepares it, and the letterbox that maps the detector's boxes back to the frame."""
+    height, width = frame.shape[:2]
+    spec = card.input
+    size = (spec.width, spec.height)
+    plan = plan_letterbox((width, height), size, card.resize, card.pad)
+    canvas = letterbox_image(frame, plan, size, spec.pad_value)
+    return normalize_to_tensor(canvas[None], np.array(spec.mean), np.array(spec.std),
+                               spec.color, spec.layout), plan
+
+
 class Detector(Closeable):
     """`detector(frame) -> Detections`: the people in a BGR uint8 frame.
 
@@ -104,10 +116,7 @@ class Detector(Closeable):
         self.runner = runner
         self.card = card
         self.statement = statement
-        spec = card.input
-        self.input_size = (spec.width, spec.height)
         self._input = runner.inputs[0]
-        self._plans: dict[tuple[int, int], Letterbox] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, format: str | None = None,
@@ -165,18 +174,10 @@ class Detector(Closeable):
     def __call__(self, frame: np.ndarray) -> Detections:
         check_frame(frame)      # an empty frame is refused by plan_letterbox
         height, width = frame.shape[:2]
-        plan = self._plans.get((width, height))
-        if plan is None:
-            card = self.card
-            plan = plan_letterbox((width, height), self.input_size, card.resize, card.pad)
-            self._plans[(width, height)] = plan
-        spec = self.card.input
-        canvas = letterbox_image(frame, plan, self.input_size, spec.pad_value)
-        tensor = normalize_to_tensor(canvas[None], np.array(spec.mean), np.array(spec.std),
-                                     spec.color, spec.layout)
+        tensor, plan = detector_input(frame, self.card)
         if self._input.dtype != np.float32:
             tensor = tensor.astype(self._input.dtype)
-        outputs = self.runner.infer({spec.name: tensor})
+        outputs = self.runner.infer({self.card.input.name: tensor})
         boxes, scores = read_people(self.card, outputs)
         boxes = plan.to_frame(boxes, width, height)
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
