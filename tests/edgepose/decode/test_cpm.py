@@ -154,3 +154,61 @@ def test_pipeline_refuses_refinement_and_unknown_rules():
         TopDownPipeline(DotRunner(_cpm_card()), refine="dark")
     with pytest.raises(CardError, match="box_rule"):
         TopDownPipeline(DotRunner(_cpm_card(box_rule="square")))
+
+
+def test_upsampling_keeps_float32_like_cv2_resize():
+    maps = np.random.default_rng(3).random((1, 2, 4, 5)).astype(np.float32)
+    assert upsample_maps(maps, STRIDE).dtype == np.float32
+    coords, scores = argmax_maps(upsample_maps(maps, STRIDE))
+    assert coords.dtype == np.float32 and scores.dtype == np.float32
+
+
+def test_stride_one_is_the_identity():
+    # Bicubic weights are 1 at distance 0 and 0 at every other whole pixel.
+    maps = np.random.default_rng(4).random((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(upsample_maps(maps, 1), maps)
+
+
+@pytest.mark.parametrize("stride", [0, -8, 2.0, 8.5, True])
+def test_strides_that_are_not_positive_integers_are_refused(stride):
+    maps = np.zeros((1, 2, 4, 4), np.float32)
+    with pytest.raises(InputError, match="^stride must be a positive integer, got"):
+        upsample_maps(maps, stride)
+    with pytest.raises(InputError, match="^stride must be a positive integer, got"):
+        CpmDecoder(stride)
+
+
+def test_upsampling_names_belief_maps_when_refusing_them():
+    with pytest.raises(DecodeError, match=r"^belief maps must be 4-D"):
+        upsample_maps(np.zeros((2, 3, 4), np.float32), 2)
+
+
+def test_default_stride_is_the_released_models():
+    # CPM's released models: 368x368 input, 46x46 belief maps.
+    assert CpmDecoder().stride == 8
+
+
+def test_one_keypoint_plus_background_at_stride_one_by_hand():
+    # Two channels are the least a background-carrying CPM can output. At stride 1 the
+    # argmax is the map's own: (3, 1) on a 5x5 map; 0.25·200/5 = 10 px per map pixel,
+    # so x = 50 + (3 − 2.5)·10 and y = 60 + (1 − 2.5)·10.
+    maps = np.zeros((1, 2, 5, 5), np.float32)
+    maps[0, 0, 1, 3] = 0.7
+    maps[0, 1] = 5.0
+    xy, scores = CpmDecoder(1).decode(maps, np.array([[50.0, 60.0]]), np.array([[0.25, 0.25]]))
+    np.testing.assert_array_equal(xy, [[[55.0, 45.0]]])
+    np.testing.assert_array_equal(scores, [[np.float32(0.7)]])
+
+
+def test_non_square_maps_map_back_with_their_own_height():
+    # 4x6 maps at stride 8 are a 32-high, 48-wide crop centred on the person; the
+    # argmax comes from OpenCV's bicubic resize (applyModel.m's imresize stand-in) and
+    # one isotropic factor 0.6·200/48 = 2.5 image px per crop px.
+    maps = np.zeros((1, 2, 4, 6), np.float32)
+    maps[0, 0, 1, 4] = 1.0
+    maps[0, 1] = 5.0
+    up = cv2.resize(maps[0, 0], (48, 32), interpolation=cv2.INTER_CUBIC)
+    y, x = np.unravel_index(np.argmax(up), up.shape)
+    xy, _ = CpmDecoder(8).decode(maps, np.array([[100.0, 200.0]]), np.array([[0.6, 0.6]]))
+    np.testing.assert_allclose(xy[0, 0], (100 + (x - 24) * 2.5, 200 + (y - 16) * 2.5),
+                               rtol=0, atol=1e-4)

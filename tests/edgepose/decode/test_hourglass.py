@@ -20,6 +20,7 @@ from edgepose.decode.hourglass import (
     mpii_center_scale,
     princeton_keypoints,
     princeton_top1,
+    refine_bearpaw,
 )
 from edgepose.decode.topdown import average_flip
 from edgepose.errors import DecodeError, InputError
@@ -206,6 +207,43 @@ def test_princeton_clip_can_be_switched_off() -> None:
     assert scores[0, 0] == np.float32(1.3)
 
 
+# Maps too small for bearpaw's interior (fewer than 3 pixels along an axis) or with a
+# peak on the last row/column, hand-worked: (map, princeton (x, y), bearpaw (x, y)).
+NARROW = {
+    # 3x3, peak in the only interior pixel: right 0.5 > left 0.2, below 0.1 < above 0.3.
+    "3x3_centre": (_map(3, 3, p1_1=0.9, p1_2=0.5, p1_0=0.2, p2_1=0.1, p0_1=0.3),
+                   (1 + 0.25 + 0.5, 1 - 0.25 + 0.5), (1 + 0.25 + 0.5, 1 - 0.25 + 0.5)),
+    # 3x3, bottom-right corner: Princeton's clamped neighbour is the peak itself (> 0.3,
+    # > 0.4), bearpaw's border pixel does not move.
+    "3x3_corner": (_map(3, 3, p2_2=0.9, p2_1=0.3, p1_2=0.4),
+                   (2 + 0.25 + 0.5, 2 + 0.25 + 0.5), (2 + 0.5, 2 + 0.5)),
+    # 2 wide, 5 high: x = 1 is the last column, so bearpaw moves along neither axis.
+    "w2_h5": (_map(5, 2, p2_1=0.9, p1_1=0.3, p3_1=0.6),
+              (1 + 0.25 + 0.5, 2 + 0.25 + 0.5), (1 + 0.5, 2 + 0.5)),
+    # 5 wide, 2 high: y = 1 is the last row.
+    "w5_h2": (_map(2, 5, p1_2=0.9, p1_1=0.2, p1_3=0.4),
+              (2 + 0.25 + 0.5, 1 + 0.25 + 0.5), (2 + 0.5, 1 + 0.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NARROW))
+def test_narrow_maps_by_hand(name: str) -> None:
+    hm, princeton, bearpaw = NARROW[name]
+    maps = hm[None, None]
+    for decode, expected in ((princeton_keypoints, princeton), (bearpaw_keypoints, bearpaw)):
+        coords, _ = decode(maps)
+        assert coords.dtype == np.float64
+        np.testing.assert_array_equal(coords[0, 0], expected)
+
+
+def test_refine_bearpaw_returns_float64_from_float32_locations() -> None:
+    # float32 in, float64 out: the image transform that follows works in float64.
+    hm = NARROW["3x3_centre"][0]
+    coords = refine_bearpaw(np.array([[[1.0, 1.0]]], np.float32), hm[None, None])
+    assert coords.dtype == np.float64
+    np.testing.assert_array_equal(coords[0, 0], (1.75, 1.25))
+
+
 def test_top1_with_a_positive_maximum_is_the_argmax() -> None:
     rng = np.random.default_rng(7)
     maps = rng.random((2, 3, 9, 5)).astype(np.float32)
@@ -339,6 +377,15 @@ def test_mpii_center_scale_is_vectorised_and_leaves_its_input() -> None:
     np.testing.assert_array_equal(center, [[0.0, 0.0], [100.0, 50.0]])
 
 
+def test_mpii_center_scale_is_float64_whatever_the_input_dtype() -> None:
+    # Whole-pixel objpos arrive as integers and scales may be float32.
+    scale = np.float32(0.8)
+    centers, scales = mpii_center_scale(np.array([[320, 240]]), np.array([scale]))
+    assert centers.dtype == np.float64 and scales.dtype == np.float64
+    np.testing.assert_array_equal(centers[0], (320.0, 240.0 + 15.0 * float(scale)))
+    np.testing.assert_array_equal(scales[0], (1.25 * float(scale),) * 2)
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -361,6 +408,28 @@ def test_bad_input_is_refused(call, error: type, fragment: str) -> None:
     with pytest.raises(error) as info:
         call()
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "pattern"),
+    [
+        # Three centers, so the count in the message is the number of people, not the 2
+        # of (x, y).
+        (lambda: mpii_center_scale(np.zeros((3, 2)), np.ones(2)), InputError,
+         r"^scale must have shape \(3,\), one MPII scale per center"),
+        (lambda: mpii_center_scale(np.zeros((1, 2)), np.zeros(1)), InputError,
+         r"^centers must be finite and scales positive and finite$"),
+        (lambda: HourglassDecoder().decode(np.zeros((1, 16, 8, 8), np.float32), [[0, 0]],
+                                           [[1.0, 1.0, 1.0]]), InputError,
+         r"^scales must have shape \(N, 2\)"),
+        (lambda: HourglassDecoder().decode(np.zeros((2, 16, 8, 8), np.float32),
+                                           [[0, 0], [0, 0]], [1.0]), DecodeError,
+         r"^heatmaps hold 2 people but scales hold 1;"),
+    ],
+)
+def test_refusals_name_the_argument_at_fault(call, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        call()
 
 
 def test_nan_heatmaps_are_refused() -> None:
