@@ -16,13 +16,13 @@ DEMO_DETECTOR := assets/models/person_detector_synthetic.onnx
 # The first 4000 of the same images (seed 1); the detector trains on their person boxes.
 TRAIN_DATA_DETECTOR := .cache/synthetic/train-detector
 
-.PHONY: demo test test-all demo-checkpoint demo-checkpoint-openpose demo-detector clean
+.PHONY: demo test test-all triton-server demo-checkpoint demo-checkpoint-openpose demo-detector clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[export,calib,eval,test,plot,track]"
+	$(PY) -m pip install --quiet -e ".[export,calib,eval,test,plot,track,triton]"
 	touch $@
 
 demo: $(STAMP)
@@ -47,11 +47,27 @@ demo-detector: $(STAMP)
 	$(PY) -m export.training.detector --annotations $(TRAIN_DATA_DETECTOR)/person_keypoints.json \
 		--images $(TRAIN_DATA_DETECTOR)/images --out $(DEMO_DETECTOR)
 
-test: $(STAMP)
+# A real Triton server for the tests (tests/edgepose/serve): the tritonserver 2.51 that the
+# nvidia-pytriton wheel bundles, unpacked without its dependencies (it pins numpy < 2), and
+# beside it the packages the repository's Python models import on the server. Its Python
+# backend stub is built against numpy 1, hence a numpy of its own; see README "Serving
+# with Triton".
+TRITON_HOME := $(VENV)/triton-server
+TRITON_STAMP := $(TRITON_HOME)/.installed
+$(TRITON_STAMP): $(STAMP)
+	rm -rf $(TRITON_HOME)
+	$(PY) -m pip install --quiet --no-deps --target $(TRITON_HOME)/wheel nvidia-pytriton==0.7.0
+	$(PY) -m pip install --quiet --target $(TRITON_HOME)/site-packages "numpy>=1.24,<2" \
+		"opencv-python-headless==4.10.0.84" "onnxruntime>=1.17"
+	touch $@
+
+triton-server: $(TRITON_STAMP)
+
+test: $(STAMP) $(TRITON_STAMP)
 	$(PY) -m pytest -q
 
 # Also the slow tests CI skips.
-test-all: $(STAMP)
+test-all: $(STAMP) $(TRITON_STAMP)
 	EDGEPOSE_SLOW=1 $(PY) -m pytest -q
 
 clean:

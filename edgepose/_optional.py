@@ -105,3 +105,11 @@ def pycocotools() -> ModuleType:
         _log.debug("importing pycocotools failed: %r", exc)
         raise MissingDependencyError("pycocotools", "eval", purpose) from exc
     return importlib.import_module("pycocotools")
+
+
+def tritonclient(protocol: str) -> ModuleType:
+    """tritonclient.http or tritonclient.grpc, the client side of a Triton server."""
+    if protocol not in ("http", "grpc"):
+        raise ValueError(f"unknown Triton protocol {protocol!r}; expected 'http' or 'grpc'")
+    return import_optional(f"tritonclient.{protocol}", "triton",
+                           f"Talking to a Triton server over {protocol}")

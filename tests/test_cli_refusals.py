@@ -153,6 +153,14 @@ CASES = [
     (BUILD + ["--out", "model.onnx"], "is the input onnx"),          # engine over its ONNX
     (BUILD + ["--out", "x.engine", "--timing-cache", "model.onnx"],
      "is the input onnx"),                                           # cache over the ONNX
+    # triton
+    (["triton", "model.onnx", "--out", "images"], "is never overwritten"),  # existing folder
+    (["triton", "model.onnx", "--out", "nowhere/repo"], "does not exist"),  # no parent folder
+    (["triton", "image.jpg", "--out", "repo"], "cannot serve"),      # not a model file
+    (["triton", "model.onnx", "--out", "repo", "--network-backend", "tensorrt"],
+     "does not run model.onnx"),                                     # backend for engines
+    (["triton", "model.onnx", "--out", "repo", "--preferred-batch", "32"],
+     "outside 1..16"),                                               # above the max batch
 ]
 
 

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("export/training/synthetic/dataset.py", "export/training/hrnet.py",
          "export/training/detector.py", "export/training/openpose.py", "tools/demo.py",
          "benchmarks/ae_grouping.py", "benchmarks/paf_grouping.py", "benchmarks/profile_demo.py",
-         "benchmarks/stream_pipeline.py", "benchmarks/topdown_decode.py")
+         "benchmarks/stream_pipeline.py", "benchmarks/topdown_decode.py",
+         "benchmarks/triton_serving.py")
 
 
 def _parser_of(relative: str) -> argparse.ArgumentParser:

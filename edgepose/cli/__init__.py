@@ -22,6 +22,9 @@ from edgepose.cli.common import with_sidecar as _with_sidecar
 from edgepose.cli.common import write_outputs as _write_outputs
 from edgepose.cli.detector_flags import add_detector_options, detector_settings
 from edgepose.cli.infer import add_infer as _add_infer
+from edgepose.cli.triton_export import add_triton as _add_triton
+from edgepose.cli.triton_client import (add_concurrency_option, add_triton_options,
+                                        run_profile_triton, triton_flags_without_server)
 from edgepose.errors import EdgeposeError, InputError
 
 log = logging.getLogger("edgepose")
@@ -344,29 +347,36 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
                     "inference, device->host, decode, end to end): CUDA events on a GPU, "
                     "perf_counter on the CPU. Several models run in one process and one "
                     "table, with ratios to the first, so comparisons share the machine and "
-                    "the moment.")
-    parser.add_argument("models", nargs="+", type=_path, metavar="MODEL",
+                    "the moment. With --triton URL instead of MODEL: a Triton server's pose "
+                    "model under 1, 4, 16, ... concurrent clients (--concurrency), requests/s "
+                    "and latency percentiles per level, measured by the clients.")
+    parser.add_argument("models", nargs="*", type=_path, metavar="MODEL",
                         help="ONNX files (ONNX Runtime, CPU) or TensorRT engines (.engine/.plan "
                              "with their .json sidecar); the first is the reference for the "
-                             "ratio column")
+                             "ratio column; none with --triton")
     parser.add_argument("--batch", default=None,
                         help="batch sizes (people per call) to time, in order, e.g. 1,2,4,8 "
                              "(default 1); not with --video")
     parser.add_argument("--warmup", type=int,
                         help="calls before timing, per batch size (per model with --video); the "
                              "first is reported alone as the first-call latency (default 50; "
-                             "10 with --video)")
+                             "10 with --video; with --triton: untimed requests per client "
+                             "thread, default 3)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--iters", type=int,
                         help="timed calls per batch size (default 500); with --video, the most "
-                             "frames to time (default: the whole video)")
+                             "frames to time (default: the whole video); with --triton, the "
+                             "timed requests of each concurrency level, shared by its clients "
+                             "(default 200)")
     length.add_argument("--duration",
                         help="time each batch size for this long instead of --iters, e.g. 10s, "
-                             "500ms, 2m (with --video: each model)")
+                             "500ms, 2m (with --video: each model; with --triton: each "
+                             "concurrency level)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--image", type=_path,
                         help="frame to crop people from (default: a seeded 1280x720 noise "
-                             "frame)")
+                             "frame); with --triton, the file's bytes are sent as stored (the "
+                             "default frame as PNG)")
     source.add_argument("--video", type=_path,
                         help="time the full chain frame by frame over this video, decoding "
                              "included, instead of batch sweeps")
@@ -374,7 +384,9 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
     boxes.add_argument("--boxes",
                        help='person boxes in pixels, "x,y,w,h;...": with --image they fill each '
                             "batch in order, repeating; with --video the same boxes on every "
-                            "frame (default: boxes on a grid / the whole frame)")
+                            "frame (default: boxes on a grid / the whole frame); with --triton "
+                            "sent with every request (default: none, the server's detector or "
+                            "the whole frame)")
     boxes.add_argument("--boxes-json", type=_path,
                        help="with --video: per-frame boxes, a JSON list holding one list of "
                             '[x,y,w,h] or {"bbox": ...} per frame; the run stops where the '
@@ -388,6 +400,7 @@ def _add_profile(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=_path, help="write every figure and the environment here")
     parser.add_argument("--plot", type=_path,
                         help="write a PNG: latency per batch size and a latency histogram")
+    add_concurrency_option(add_triton_options(parser, instead_of="MODEL"))
     parser.set_defaults(run=_run_profile)
 
 
@@ -396,6 +409,14 @@ def _run_profile(args: argparse.Namespace) -> int:
     from edgepose.io import image_bytes, json_bytes
     from edgepose.profile import parse_batch_sizes, parse_duration, plot_image, profile_models
 
+    given = triton_flags_without_server(args) + (["--concurrency"] if args.concurrency and
+                                                 args.triton is None else [])
+    if given:
+        raise InputError(f"{', '.join(given)} need(s) --triton")
+    if args.triton is not None:
+        return run_profile_triton(args)
+    if not args.models:
+        raise InputError("profile needs a MODEL file (or several), or --triton URL")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise InputError(f"--plot is a PNG; name the file *.png, not {args.plot.name!r}")
     inputs: dict[str, Path | None] = {"--image": args.image, "--video": args.video,
@@ -435,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"edgepose {edgepose.__version__}",
                         help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_export, _add_calibrate, _add_build, _add_infer, _add_eval, _add_profile):
+    for add in (_add_export, _add_calibrate, _add_build, _add_infer, _add_eval, _add_profile,
+                _add_triton):
         add(subparsers)
     return parser
 

@@ -15,6 +15,8 @@ from edgepose.cli.common import add_model_options, check_paths, with_sidecar, wr
 from edgepose.cli.detector_flags import add_detector_options, detector_settings
 from edgepose.cli.streaming import (add_stream_options, check_stream_outputs, run_source,
                                     stream_only_flags)
+from edgepose.cli.triton_client import (add_triton_options, run_infer_triton,
+                                        triton_flags_without_server)
 from edgepose.errors import InputError
 
 
@@ -24,8 +26,11 @@ def add_infer(subparsers: argparse._SubParsersAction) -> None:
         description="Top-down models (HRNet): each person box is cropped, run and "
                     "decoded; without boxes the whole image is one person. Bottom-up models "
                     "(OpenPose): the whole frame is run and people are assembled from the "
-                    "maps; boxes, --flip and --refine do not apply.")
+                    "maps; boxes, --flip and --refine do not apply. With --triton URL "
+                    "the model is the one a Triton server serves (a repository from "
+                    "'edgepose triton'): the same JSON and drawing, without --model.")
     add_model_options(parser)
+    _model_optional_with_triton(parser)
     frames = parser.add_mutually_exclusive_group(required=True)
     frames.add_argument("--image", type=_path, help="one input image")
     frames.add_argument("--source",
@@ -65,7 +70,17 @@ def add_infer(subparsers: argparse._SubParsersAction) -> None:
                              "frame index + 1, in the source's order)")
     parser.add_argument("--draw", type=_path, help="write the image with skeletons here")
     add_stream_options(parser)
+    add_triton_options(parser, instead_of="--model")
     parser.set_defaults(run=run_infer)
+
+
+def _model_optional_with_triton(parser: argparse.ArgumentParser) -> None:
+    # --model is required for every other verb; infer takes --triton instead, which
+    # run_infer checks, since argparse cannot say "one of these two" across types.
+    for action in parser._actions:
+        if action.dest == "model":
+            action.required = False
+            action.help += "; required unless --triton names a server"
 
 
 #: The library speaks in parameters; the CLI says which flag set them.
@@ -87,6 +102,14 @@ def run_infer(args: argparse.Namespace) -> int:
     from edgepose.api import WHOLE_FRAME_WARNING
     from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
 
+    given = triton_flags_without_server(args)
+    if given:
+        raise InputError(f"{', '.join(given)} need(s) --triton")
+    if args.triton is not None:
+        return run_infer_triton(args)
+    if args.model is None:
+        raise InputError("infer needs --model (a model file), or --triton URL (a Triton "
+                         "server serving the model)")
     if args.source is not None:
         return _run_infer_source(args)
     refused = stream_only_flags(args)

@@ -27,7 +27,8 @@ def test_every_edgepose_module_imports_with_torch_blocked():
     script = f"""
 import importlib, sys
 BLOCKED = ("torch", "export", "calib", "onnx", "onnxscript", "onnxruntime", "tensorrt",
-           "tensorrt_lean", "pycuda", "cuda")
+           "tensorrt_lean", "pycuda", "cuda", "tritonclient", "grpc",
+           "triton_python_backend_utils")
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
