@@ -94,7 +94,8 @@ class LocalTritonServer(Closeable):
     when it ends. Its log is `server.log_path` (kept when it fails to start)."""
 
     def __init__(self, repository: str | Path, *, home: str | Path | None = None,
-                 ready_timeout_s: float = 120.0) -> None:
+                 ready_timeout_s: float = 120.0, http_port: int | None = None,
+                 grpc_port: int | None = None) -> None:
         repository = Path(repository)
         if not repository.is_dir():
             raise InputError(f"model repository {str(repository)!r} is not a folder")
@@ -104,7 +105,9 @@ class LocalTritonServer(Closeable):
             raise BackendError(f"cannot start a local Triton server: {why}")
         self._scratch = Path(tempfile.mkdtemp(prefix="edgepose-triton-"))
         self.log_path = self._scratch / "tritonserver.log"
-        self.http_port, self.grpc_port, metrics_port = _free_port(), _free_port(), _free_port()
+        self.http_port = http_port or _free_port()
+        self.grpc_port = grpc_port or _free_port()
+        metrics_port = _free_port()
         backends = self._backend_directory()
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
@@ -115,6 +118,7 @@ class LocalTritonServer(Closeable):
                    f"--http-port={self.http_port}", "--grpc-address=127.0.0.1",
                    f"--grpc-port={self.grpc_port}", "--metrics-address=127.0.0.1",
                    f"--metrics-port={metrics_port}", "--exit-timeout-secs=5"]
+        self._process: subprocess.Popen | None = None
         self._log = open(self.log_path, "wb")
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                          env=env, start_new_session=True)
@@ -171,7 +175,7 @@ class LocalTritonServer(Closeable):
 
     def _release(self) -> None:
         process = self._process
-        if process.poll() is None:
+        if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(timeout=15)
@@ -180,3 +184,49 @@ class LocalTritonServer(Closeable):
                 process.wait()
         self._log.close()
         shutil.rmtree(self._scratch / "backends", ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgepose.serve.launch REPO`: serve a repository on this machine's
+    loopback until Ctrl-C (a first look before it goes to a GPU server)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m edgepose.serve.launch",
+        description="Serve a model repository written by 'edgepose triton' with the local "
+                    "tritonserver that 'make triton-server' installs (Python backend only: "
+                    "write the repository with --network-backend python and "
+                    "--server-python-path naming the server home's site-packages and the "
+                    "folder edgepose is imported from), on 127.0.0.1 until Ctrl-C.")
+    parser.add_argument("repository", type=Path, help="the repository folder")
+    parser.add_argument("--http-port", type=int, default=8000,
+                        help="HTTP port (default %(default)s)")
+    parser.add_argument("--grpc-port", type=int, default=8001,
+                        help="gRPC port (default %(default)s)")
+    parser.add_argument("--home", type=Path,
+                        help=f"the server home (default ${HOME_VARIABLE}, else {DEFAULT_HOME})")
+    args = parser.parse_args(argv)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `kill` stops the server as Ctrl-C does, not orphaned
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with LocalTritonServer(args.repository, home=args.home, http_port=args.http_port,
+                               grpc_port=args.grpc_port) as server:
+            print(f"serving {args.repository} at http://{server.http_url} and "
+                  f"grpc://{server.grpc_url} (log: {server.log_path}); Ctrl-C stops it",
+                  flush=True)
+            while server._process.poll() is None:
+                time.sleep(0.5)
+            print(f"tritonserver exited: {server.failure_lines()}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        return 0
+    except (BackendError, InputError) as exc:
+        print(f"edgepose: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,7 @@ without a detector); the answer is the people (edgepose.serve.contract).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -293,6 +294,9 @@ def export_repository(model: str | Path, out: str | Path, *, detector: str | Pat
                          "existing one is never overwritten)")
     if not out.parent.is_dir():
         raise InputError(f"the folder {str(out.parent)!r} for the repository does not exist")
+    # The Python stub's working folder is not the caller's: relative folders become absolute.
+    options = dataclasses.replace(options, python_path=tuple(
+        str(Path(p).expanduser().absolute()) for p in options.python_path))
     name = name or Path(model).stem
     if not name.replace("_", "").replace("-", "").isalnum():
         raise InputError(f"model name {name!r}: use letters, digits, '_' and '-'")

@@ -183,3 +183,22 @@ def test_the_repository_config_reads_back_from_the_server(served):
     assert network["max_batch_size"] == 8
     assert "dynamic_batching" in network
     assert client.is_model_ready("pose_detector_net")
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_the_client_and_infer_triton_give_the_served_poses(served, frames, demo_onnx, tmp_path,
+                                                         protocol):
+    server, _, home = served
+    from edgepose.cli import main
+    from edgepose.serve.client import TritonPoseClient
+
+    url = f"{protocol}://{server.http_url if protocol == 'http' else server.grpc_url}"
+    want = _reference_on_server_packages(home, demo_onnx, frames[1:2], detector=DEMO_DETECTOR)[0]
+    with TritonPoseClient(url) as client:           # finds the one pose model by itself
+        poses = client.estimate(frames[1].read_bytes())
+    np.testing.assert_array_equal(poses.xy, np.float32(want["xy"]))
+    out = tmp_path / "poses.json"
+    assert main(["infer", "--triton", url, "--image", str(frames[1]), "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == len(want["xy"])
+    assert sorted(r["score"] for r in results) == pytest.approx(sorted(want["person_scores"]))
