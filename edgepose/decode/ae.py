@@ -1,4 +1,4 @@
-"""Associative Embedding (AE) grouping, pure numpy and OpenCV; SciPy's Hungarian solver.
+"""Associative Embedding (AE) grouping, pure numpy and OpenCV (SciPy for ties='most-joins').
 
 One decoder for the two official implementations of Newell et al.'s grouping by
 tags, each a preset of AeParams: princeton-vl/pose-ae-train (``utils/group.py``
@@ -49,13 +49,14 @@ person's merges into it (with two people of identical tags the sources return
 one person). Equal costs are common: when every detection gets a person, the
 values add up to the same total in every assignment and only the integer sum of
 round(distance) decides, so a chain of detections each one person off can cost
-the same as the right matches. The sources' solver is the `munkres` package and
-this one SciPy's linear_sum_assignment: they return the same people where the
-least-cost joins are unique, and may pick different optima of a tie
-(tests/edgepose/decode/test_ae.py shows both; `munkres` itself changed its
-choice from 1.0.11 on). 'most-joins' makes the people independent of the
-solver instead: of the least-cost assignments it takes the one with the most
-joins, then the least sum of their squared distances, and keeps people by index.
+the same as the right matches. Which optimum the sources get is the choice of
+their solver, the `munkres` package (1.1.4; it changed its choice from 1.0.11
+on), so 'official' solves with munkres_order, its steps in its order and float
+arithmetic, which returns the same assignment (SciPy's linear_sum_assignment
+picks other optima of some ties). 'most-joins' makes the people independent of
+the solver instead (with SciPy): of the least-cost assignments it takes the one
+with the most joins, then the least sum of their squared distances, and keeps
+people by index.
 Thresholds compare as the sources' float64 (a float32 value of exactly 0.1 is
 above a threshold of 0.1).
 
@@ -115,8 +116,8 @@ class AeParams:
         (HigherHRNet), pose-ae-train sets 1.
     heatmap_max: heatmaps are clipped to it before decoding, None for no clip
         (pose-ae-train's ``np.minimum(dets, 1)``).
-    ties: 'official' (both presets): the sources' matching, the Hungarian solver's
-        own choice among equal-cost assignments on their 1e10-padded matrix, and
+    ties: 'official' (both presets): the sources' matching, the `munkres` package's
+        choice among equal-cost assignments on their 1e10-padded matrix, and
         people keyed by the tag[0] of the detection that created them, so a new
         person whose key equals an existing person's merges into it.
         'most-joins': the least-cost assignment in which the most detections join,
@@ -325,27 +326,14 @@ def refine(xy: np.ndarray, values: np.ndarray, heatmaps: np.ndarray, tags: np.nd
     found_count = present.sum(axis=1).astype(tags.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):  # people without keypoints: never used
         means = found.sum(axis=1) / found_count[:, None]
-    dims = tags.shape[3]
     for k in range(count):
         people = np.flatnonzero(~present[:, k] & (found_count > 0))
         if people.size == 0:
             continue
-        # One (M, H, W) distance map per missing person, a tag component at a time (a
-        # reduction over a short last axis is slow in numpy); adding the squares in
-        # component order is the sources' .sum(axis=2) for D < 8.
-        planes = np.ascontiguousarray(np.moveaxis(tags[k], 2, 0))
-        distance = np.subtract(planes[0][None], means[people, 0][:, None, None])
-        distance *= distance
-        part = np.empty_like(distance)
-        for d in range(1, dims):
-            np.subtract(planes[d][None], means[people, d][:, None, None], out=part)
-            part *= part
-            distance += part
-        np.sqrt(distance, out=distance)
-        np.rint(distance, out=distance)  # np.round's half to even
-        score = np.subtract(heatmaps[k][None], distance, out=distance) \
-            if heatmaps.dtype == distance.dtype else heatmaps[k][None] - distance
-        best = score.reshape(people.size, -1).argmax(axis=1)
+        # Tag components as (D, H·W) planes: numpy reduces a short last axis slowly.
+        planes = np.ascontiguousarray(np.moveaxis(tags[k], 2, 0)).reshape(tags.shape[3], -1)
+        plane = heatmaps[k].ravel()
+        best = _first_best_pixels(plane, planes, means[people], _block_maxima(heatmaps[k]))
         by, bx = np.divmod(best, width)
         value = heatmaps[k, by, bx]
         keep = value > 0
@@ -355,6 +343,71 @@ def refine(xy: np.ndarray, values: np.ndarray, heatmaps: np.ndarray, tags: np.nd
         xy[people, k, 1] = by + 0.5 + dy
         values[people, k] = value if refined_score is None else refined_score
     return xy, values
+
+
+#: Refine scores first the maximum of each block of this many pixels a side: a person's
+#: best pixel is mostly a heatmap peak, so this bounds the best closely from below.
+_PROBE_BLOCK = 4
+#: At most this fraction of the map is scored pixel by pixel for the bounded people.
+_NARROW = 1 / 8
+
+
+def _block_maxima(heatmap: np.ndarray) -> np.ndarray:
+    """Flat indices of the maximum of each _PROBE_BLOCK-square block (the whole map if
+    smaller; the ragged border is left out: any pixels make a valid bound)."""
+    height, width = heatmap.shape
+    side = _PROBE_BLOCK
+    rows, cols = height // side, width // side
+    if rows == 0 or cols == 0:
+        return np.arange(heatmap.size)
+    blocks = heatmap[:rows * side, :cols * side].reshape(rows, side, cols, side)
+    inside = blocks.transpose(0, 2, 1, 3).reshape(rows, cols, side * side).argmax(axis=2)
+    y = np.arange(rows)[:, None] * side + inside // side
+    x = np.arange(cols)[None, :] * side + inside % side
+    return (y * width + x).ravel()
+
+
+def _refine_scores(plane: np.ndarray, planes: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """heatmap − round(‖tag − mean‖₂) (M, P) at P pixels: plane (P,), planes (D, P), means
+    (M, D). Elementwise only, so a pixel's score does not depend on which others are taken;
+    adding the squares in component order is the sources' .sum(axis=2) for D < 8."""
+    distance = np.subtract(planes[0][None], means[:, 0][:, None])
+    distance *= distance
+    part = np.empty_like(distance)
+    for d in range(1, len(planes)):
+        np.subtract(planes[d][None], means[:, d][:, None], out=part)
+        part *= part
+        distance += part
+    np.sqrt(distance, out=distance)
+    np.rint(distance, out=distance)  # np.round's half to even
+    if plane.dtype == distance.dtype:
+        return np.subtract(plane[None], distance, out=distance)
+    return plane[None] - distance
+
+
+def _first_best_pixels(plane: np.ndarray, planes: np.ndarray, means: np.ndarray,
+                       probes: np.ndarray) -> np.ndarray:
+    """Each person's first (row-major) pixel of the highest _refine_scores, (M,) flat indices.
+
+    A score is at most the pixel's heatmap value (the rounded distance is >= 0, and
+    float subtraction keeps that order), so a pixel whose value is below a score already
+    reached cannot hold the best one: scoring the probes (any pixels) first bounds each
+    person's best from below, and most people need only the pixels at or above that
+    bound. Those are scored in row-major order, so the first maximum among them is the
+    map's first.
+    """
+    bound = _refine_scores(plane[probes], planes[:, probes], means).max(axis=1)
+    pixels = plane.size
+    rank = pixels - max(1, int(pixels * _NARROW))
+    narrow = bound >= np.partition(plane, rank)[rank]  # else the whole map costs about as much
+    best = np.empty(len(means), np.intp)
+    if narrow.any():
+        taken = np.flatnonzero(plane >= bound[narrow].min())
+        scores = _refine_scores(plane[taken], planes[:, taken], means[narrow])
+        best[narrow] = taken[scores.argmax(axis=1)]
+    if not narrow.all():
+        best[~narrow] = _refine_scores(plane, planes, means[~narrow]).argmax(axis=1)
+    return best
 
 
 class AeDecoder:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgepose import _optional
+from edgepose.decode.munkres_order import munkres_assignment
 from edgepose.errors import DecodeError, InputError
 
 if TYPE_CHECKING:  # ae.py imports this module; the parameters are only a type here
@@ -83,9 +84,8 @@ def assign(distance: np.ndarray, values: np.ndarray, tag_threshold: float,
 
     ties 'official': the sources' solve. With more detections than people the
     cost is padded to square with 1e10, and among assignments of equal cost the
-    solver's own choice is taken (SciPy's here, the `munkres` package's in the
-    sources: the two agree where the least-cost joins are unique, and may pick
-    different optima of a tie).
+    `munkres` package's choice is taken (munkres_order: its steps in its order),
+    so ties go as in the sources.
 
     ties 'most-joins': among the assignments of least cost, the one in which the
     most detections join their person, and of those the one of least sum of the
@@ -101,7 +101,6 @@ def assign(distance: np.ndarray, values: np.ndarray, tag_threshold: float,
     """
     if ties not in TIES:
         raise InputError(f"ties must be one of {TIES}, got {ties!r}")
-    solve = _optional.scipy_optimize().linear_sum_assignment
     distance = np.asarray(distance, np.float64)
     rows, columns = distance.shape
     if rows == 0 or columns == 0:
@@ -109,12 +108,13 @@ def assign(distance: np.ndarray, values: np.ndarray, tag_threshold: float,
     if ties == "official":
         cost = match_cost(distance, values, use_detection_val)
         if rows > columns:
-            # The padding is part of the sources' result: near 1e10 the sum of an
-            # assignment loses the values' last bits, so values within ~1e-6 tie.
+            # Padded as the sources pad: munkres' steps, and so its choice among
+            # ties, depend on the whole square matrix.
             cost = np.concatenate([cost, np.full((rows, rows - columns), _PAD)], axis=1)
-        row, column = solve(cost)
+        row, column = munkres_assignment(cost)
         real = column < columns
         return row[real], column[real]
+    solve = _optional.scipy_optimize().linear_sum_assignment
     if not use_detection_val:
         return solve(distance)
     rounds = np.round(distance)
@@ -162,8 +162,9 @@ def match_by_tag(xy: np.ndarray, values: np.ndarray, tags: np.ndarray, params: A
     count, candidates = values.shape
     dims = tags.shape[2]
     check_joint_order(params.joint_order, count)
-    _optional.scipy_optimize()  # before any work: a missing SciPy fails every frame alike
     official = params.ties == "official"
+    if not official:  # before any work: a missing SciPy fails every frame alike
+        _optional.scipy_optimize()
     capacity = count * candidates
     people_xy = np.zeros((capacity, count, 2))
     people_values = np.zeros((capacity, count))

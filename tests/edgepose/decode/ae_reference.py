@@ -134,8 +134,9 @@ def munkres_assignment(cost: list[list[float]], distance=None, threshold=None
     Steps as the `munkres` package takes them: pad to square with 0; subtract
     each row's minimum; star the first free zero of each row; then cover starred
     columns, prime uncovered zeros (searching on from the last one found, row by
-    row, wrapping around), augment along star/prime paths, and shift the matrix
-    by the smallest uncovered value when no zero is left.
+    row, wrapping around, the last zero of the first row that has one), augment
+    along star/prime paths, and shift the matrix by the smallest uncovered value
+    when no zero is left.
     """
     width = len(cost[0])
     cost = _padded(cost, PAD)
@@ -166,15 +167,20 @@ def munkres_assignment(cost: list[list[float]], distance=None, threshold=None
         return next((i for i in range(size) if star[i][j]), -1)
 
     def find_zero(i0, j0):
+        # The package scans all of the first row that has an uncovered zero and
+        # keeps the last one it meets (its loop over the row does not stop).
         i = i0
         while True:
+            found = -1
             j = j0
             while True:
                 if c[i][j] == 0 and not row_cover[i] and not col_cover[j]:
-                    return i, j
+                    found = j
                 j = (j + 1) % size
                 if j == j0:
                     break
+            if found >= 0:
+                return i, found
             i = (i + 1) % size
             if i == i0:
                 return -1, -1
@@ -284,26 +290,12 @@ def distance_reference(tag: tuple[float, ...], mean: list[float], kind: str) -> 
     return math.sqrt(total / len(tag) if kind == "rms" else total)
 
 
-def _munkres_pairs(cost: np.ndarray) -> list:
-    from munkres import Munkres
-
-    return Munkres().compute(cost.tolist())
-
-
-def _scipy_pairs(cost: np.ndarray) -> list:
-    from scipy.optimize import linear_sum_assignment
-
-    return list(zip(*(a.tolist() for a in linear_sum_assignment(cost))))
-
-
-def official_match_by_tag(tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarray, params,
-                          solver: str = "munkres") -> np.ndarray:
+def official_match_by_tag(tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarray, params
+                          ) -> np.ndarray:
     """The sources' match_by_tag: tag_k (K, T, D), loc_k (K, T, 2) int64, val_k (K, T) →
-    (N, K, 3 + D) float32 rows (x, y, value, tag...), zeros for missing keypoints.
-
-    solver: "munkres" (the sources') or "scipy" (linear_sum_assignment on the same
-    padded matrix: the same people except where they pick different optima of a tie)."""
-    pairs_of = _munkres_pairs if solver == "munkres" else _scipy_pairs
+    (N, K, 3 + D) float32 rows (x, y, value, tag...), zeros for missing keypoints; the
+    `munkres` package solves, on the numpy matrix as the sources pass it."""
+    from munkres import Munkres
 
     count = val_k.shape[0]
     default = np.zeros((count, 3 + tag_k.shape[2]))
@@ -338,7 +330,7 @@ def official_match_by_tag(tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarra
         if num_added > num_grouped:
             diff_normed = np.concatenate(
                 (diff_normed, np.zeros((num_added, num_added - num_grouped)) + PAD), axis=1)
-        for row, col in pairs_of(diff_normed):
+        for row, col in Munkres().compute(diff_normed):
             if row < num_added and col < num_grouped \
                     and diff_saved[row][col] < params.tag_threshold:
                 key = grouped_keys[col]
@@ -352,8 +344,7 @@ def official_match_by_tag(tag_k: np.ndarray, loc_k: np.ndarray, val_k: np.ndarra
     return np.array(rows, np.float32).reshape(len(rows), count, 3 + tag_k.shape[2])
 
 
-def official_group_reference(candidates, params, dtype=np.float32, solver="munkres"
-                             ) -> list[Person]:
+def official_group_reference(candidates, params, dtype=np.float32) -> list[Person]:
     """candidates_reference's candidates → official_match_by_tag → people."""
     count = len(candidates)
     width = max((len(c) for c in candidates), default=0)
@@ -365,7 +356,7 @@ def official_group_reference(candidates, params, dtype=np.float32, solver="munkr
         for t, (x, y, value, tag) in enumerate(found):
             loc_k[k, t], val_k[k, t], tag_k[k, t] = (x, y), value, tag
     people = []
-    for rows in official_match_by_tag(tag_k, loc_k, val_k, params, solver):
+    for rows in official_match_by_tag(tag_k, loc_k, val_k, params):
         joints = {k: (int(r[0]), int(r[1]), float(r[2])) for k, r in enumerate(rows)
                   if r[2] > 0}
         people.append(Person(joints, [tuple(r[3:]) for r in rows if r[2] > 0]))
@@ -376,15 +367,13 @@ def group_reference(candidates, params, solver: str | None = None, dtype=np.floa
                     ) -> list[Person]:
     """Candidates (candidates_reference) → people, keypoint by keypoint in joint order.
 
-    solver: None takes "official" (official_group_reference with `munkres`) for
-    params.ties == "official" and "preferred" otherwise; "official-scipy" is
-    official_group_reference with SciPy's solver. dtype: that of the tag maps, in which the
-    people's mean tags are taken."""
+    solver: None takes "official" (official_group_reference, the `munkres` package) for
+    params.ties == "official" and "preferred" otherwise. dtype: that of the tag maps, in
+    which the people's mean tags are taken."""
     if solver is None:
         solver = "official" if getattr(params, "ties", "") == "official" else "preferred"
-    if solver in ("official", "official-scipy"):
-        return official_group_reference(candidates, params, dtype,
-                                        "munkres" if solver == "official" else "scipy")
+    if solver == "official":
+        return official_group_reference(candidates, params, dtype)
     solve = SOLVERS[solver]
     people: list[Person] = []
     for joint in params.joint_order:
