@@ -22,10 +22,16 @@ H) is the image height. Peaks sit on integer pixels, as in the published code.
 Peak finding lives in paf_peaks.
 
 Deliberate differences from the port, none of which changes its results:
-- The Gaussian smoothing runs in OpenCV (about 3x faster than SciPy's
-  ``gaussian_filter``, equal to ~1e-15); pixels whose peak test is that close
-  to a tie are re-evaluated with SciPy's exact arithmetic, so the peaks are
-  SciPy's bit for bit, ties on plateaus included.
+- The Gaussian smoothing runs in OpenCV in float32 (about 5x faster than
+  SciPy's ``gaussian_filter``), with a proven bound on its distance to SciPy's
+  float64 values; pixels whose peak test is within that bound of a tie are
+  re-evaluated with SciPy's exact arithmetic, so the peaks are SciPy's bit for
+  bit, ties on plateaus included. Rows far from any raw value above the
+  threshold are not smoothed at all (paf_peaks.heatmap_peaks).
+- Limb pairs are scored all limbs at once when the PAFs are one array, and a
+  pair whose two middle samples already fail the 0.8 criterion is refused
+  without reading the rest (paf_limbs.score_pairs): the accepted pairs and their
+  scores are the port's.
 - Greedy matching is computed in rounds (every candidate that comes first among
   the live candidates of both its A and its B is taken), which selects exactly
   the sequential greedy's set; the connections keep the greedy's order.
@@ -49,6 +55,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from edgepose.decode.paf_limbs import score_every_limb, score_pairs
 from edgepose.decode.paf_peaks import Peaks, float_maps, heatmap_peaks
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
@@ -189,7 +196,8 @@ def _part_peaks(heatmaps: np.ndarray | ImageMaps, part: int, params: PafParams
 
 def score_limbs(paf_x: np.ndarray, paf_y: np.ndarray, points_a: np.ndarray,
                 points_b: np.ndarray, image_height: float,
-                params: PafParams = PafParams()) -> tuple[np.ndarray, np.ndarray]:
+                params: PafParams = PafParams(), prune: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Line-integral scores of every (A, B) pair of one limb, vectorised over pairs and samples.
 
     paf_x, paf_y: (H, W) the limb's PAF channels. points_a: (nA, 2), points_b:
@@ -197,36 +205,14 @@ def score_limbs(paf_x: np.ndarray, paf_y: np.ndarray, points_a: np.ndarray,
     min(distance_prior·image_height/‖B−A‖ − 1, 0) with s_k = PAF(p_k)·(B−A)/‖B−A‖
     at p_k = round(linspace(A, B, samples)[k]); and accepted (nA, nB) bool: more
     than min_above_fraction of the s_k exceed paf_threshold and the score is > 0.
+    With prune, refused pairs may be left unscored (NaN): see score_pairs.
     """
     a = np.asarray(points_a, dtype=np.int64).reshape(-1, 2)
     b = np.asarray(points_b, dtype=np.int64).reshape(-1, 2)
-    dx = (b[None, :, 0] - a[:, None, 0]).astype(np.float64)
-    dy = (b[None, :, 1] - a[:, None, 1]).astype(np.float64)
-    norm = np.maximum(np.sqrt(dx * dx + dy * dy), params.min_norm)
-    n = params.samples
-    # np.linspace(A, B, n) per pair, operation for operation: start + k·(delta/(n−1)), end = B;
-    # then rounded half to even, as Python's round() in the port.
-    steps = np.arange(n, dtype=np.float64)[:, None, None]
-    xs = steps * (dx / (n - 1))
-    xs += a[:, None, 0]
-    xs[-1] = b[:, 0]
-    ys = steps * (dy / (n - 1))
-    ys += a[:, None, 1]
-    ys[-1] = b[:, 1]
-    np.rint(xs, out=xs)
-    np.rint(ys, out=ys)
-    ys *= paf_x.shape[1]
-    ys += xs
-    flat = ys.astype(np.intp)  # exact: small integers in float64
-    # float32 × float64 widens first, as the port's float64 maps hold the values.
-    along = np.take(paf_x.reshape(-1), flat) * (dx / norm)
-    along += np.take(paf_y.reshape(-1), flat) * (dy / norm)
-    # Summing over the leading axis adds the samples in order, as the port's sum().
-    scores = np.add.reduce(along, axis=0) / n + np.minimum(
-        params.distance_prior * image_height / norm - 1, 0.0)
-    above = np.count_nonzero(along > params.paf_threshold, axis=0)
-    accepted = (above > params.min_above_fraction * n) & (scores > 0)
-    return scores, accepted
+    scores, accepted = score_pairs(np.asarray(paf_x).reshape(-1), np.asarray(paf_y).reshape(-1),
+                                   0, 0, np.repeat(a, len(b), axis=0), np.tile(b, (len(a), 1)),
+                                   np.shape(paf_x)[1], image_height, params, prune=prune)
+    return scores.reshape(len(a), len(b)), accepted.reshape(len(a), len(b))
 
 
 def match_limb(scores: np.ndarray, accepted: np.ndarray
@@ -458,7 +444,12 @@ def _check_maps(maps: object, name: str) -> np.ndarray | ImageMaps:
         raise DecodeError(f"{name} must be a float array, got dtype {array.dtype}")
     if array.shape[1] < 1 or array.shape[2] < 1:
         raise DecodeError(f"{name} must have H, W >= 1, got shape {array.shape}")
-    check_finite(array, name, ("channel",))
+    # A sum in the maps' own dtype is finite only if every value is, and costs a third
+    # of check_finite's float64 one; an overflow merely sends the maps to the full check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(array.sum())
+    if not finite:
+        check_finite(array, name, ("channel",))
     return array
 
 
@@ -500,17 +491,24 @@ class PafDecoder:
         two channels are read only when both its parts have peaks.
         """
         params = self.params
-        connections = []
-        for (part_a, part_b), (channel_x, channel_y) in zip(self.keypoint_set.skeleton,
-                                                            self.keypoint_set.paf_channels):
-            span_a, span_b = peaks.of_part(part_a), peaks.of_part(part_b)
-            if span_a.stop == span_a.start or span_b.stop == span_b.start:
-                connections.append((np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
-                continue
-            scores, accepted = score_limbs(pafs[channel_x], pafs[channel_y], peaks.xy[span_a],
-                                           peaks.xy[span_b], image_height, params)
+        limbs = [(limb, peaks.of_part(part_a), peaks.of_part(part_b), channels)
+                 for limb, ((part_a, part_b), channels) in enumerate(
+                     zip(self.keypoint_set.skeleton, self.keypoint_set.paf_channels))]
+        # A limb is scored only when both its parts have peaks, as in the port.
+        limbs = [limb for limb in limbs
+                 if limb[1].stop > limb[1].start and limb[2].stop > limb[2].start]
+        if isinstance(pafs, np.ndarray) and pafs.flags.c_contiguous:
+            scored = score_every_limb(pafs, peaks.xy, [(a, b) for _, a, b, _ in limbs],
+                                      [c for *_, c in limbs], image_height, params)
+        else:  # ImageMaps: a channel is resized when read, so only the limbs' own are read
+            scored = [score_limbs(pafs[channel_x], pafs[channel_y], peaks.xy[span_a],
+                                  peaks.xy[span_b], image_height, params, prune=True)
+                      for _, span_a, span_b, (channel_x, channel_y) in limbs]
+        connections = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+                       for _ in self.keypoint_set.skeleton]
+        for (limb, span_a, span_b, _), (scores, accepted) in zip(limbs, scored):
             index_a, index_b, values = match_limb(scores, accepted)
-            connections.append((index_a + span_a.start, index_b + span_b.start, values))
+            connections[limb] = (index_a + span_a.start, index_b + span_b.start, values)
         return assemble(connections, self.keypoint_set.skeleton, peaks.scores,
                         self.num_keypoints, params)
 

@@ -301,3 +301,37 @@ def make_scene(keypoint_set, people: int, size: tuple[int, int], seed: int, *,
     pafs, heatmaps = render_maps(xy, visible, keypoint_set, size, sigma, paf_width,
                                  noise=noise, rng=rng)
     return Scene(xy=xy, visible=visible, pafs=pafs, heatmaps=heatmaps)
+
+
+# ---------------------------------------------------------------------------
+# Network-resolution cases recorded from the official port
+# ---------------------------------------------------------------------------
+
+# Synthetic network outputs for frames the official Body.__call__ decodes
+# (data/paf_official_outputs.npz holds what it returned). The port scales a frame
+# of height H by 0.5·368/H, pads it right and down to a multiple of the stride 8, and
+# the network's maps are 1/8 of that: `network` is their (h, w), `valid` the
+# (width, height) of the scaled frame inside the padding, `image` the frame's (H, W).
+# People sizes are in network pixels; sigma 1 and paf_width 1 are 8 image pixels.
+NETWORK_CASES = {
+    "30 people": dict(image=(368, 656), valid=(328, 184), network=(23, 41), people=30,
+                      seed=4, heights=(6.2, 13.8), missing=0.1, margin=0.2, noise=0.02),
+    "12 people, tall frame": dict(image=(480, 640), valid=(245, 184), network=(23, 31),
+                                  people=12, seed=5, heights=(7.0, 14.0), missing=0.1,
+                                  margin=0.2, noise=0.02),
+    "5 people, padded": dict(image=(368, 500), valid=(250, 184), network=(23, 32), people=5,
+                             seed=1, heights=(8.0, 16.0), missing=0.15, margin=0.1,
+                             noise=0.02),
+    "noise only": dict(image=(368, 656), valid=(328, 184), network=(23, 41), people=0,
+                       seed=2, heights=(6.0, 12.0), missing=0.0, margin=0.0, noise=0.05),
+}
+
+
+def network_case_maps(case: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(pafs (38, h, w), heatmaps (19, h, w)) float32 network outputs of a NETWORK_CASES entry."""
+    from edgepose.keypoints import COCO18
+
+    scene = make_scene(COCO18, case["people"], tuple(case["network"]), case["seed"],
+                       heights=tuple(case["heights"]), sigma=1.0, paf_width=1.0,
+                       missing=case["missing"], margin=case["margin"], noise=case["noise"])
+    return scene.pafs, scene.heatmaps

@@ -235,6 +235,24 @@ def test_redundant_limbs_are_the_ear_shoulder_pairs():
     assert redundant_limbs(KEYPOINT_SETS["body25"].skeleton) == (18, 19)
 
 
+@pytest.mark.parametrize("skeleton, closing", [
+    # Two chains 0-1 and 2-3 joined by 1-3: nothing closes yet; then 0-2 closes the
+    # cycle 0-1-3-2. Both ends of 1-3 hang below their chains' first parts.
+    ([(0, 1), (2, 3), (1, 3)], ()),
+    ([(0, 1), (2, 3), (1, 3), (0, 2)], (3,)),
+    # A 4-cycle whose last limb reaches its part 0 through three earlier limbs.
+    ([(1, 0), (2, 1), (3, 2), (0, 3)], (3,)),
+    # The same pair twice: the second adds no connection.
+    ([(4, 7), (4, 7)], (1,)),
+    # Parts 1 and 3 are joined through 0-2-3 before limb 3 asks; 1-2 closes too.
+    ([(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)], (3, 4)),
+])
+def test_redundant_limbs_are_those_whose_parts_earlier_limbs_already_join(skeleton, closing):
+    # Expected by hand from the definition: a limb is redundant when a path of earlier
+    # limbs already joins its two parts.
+    assert redundant_limbs(skeleton) == closing
+
+
 def test_the_ear_shoulder_limbs_never_start_a_person():
     # Only a right shoulder and a right ear, joined by limb 17 (the 18th): no person.
     connections = [(np.zeros(0, np.int64),) * 2 + (np.zeros(0),) for _ in COCO18.skeleton]

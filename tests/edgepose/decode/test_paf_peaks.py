@@ -1,0 +1,158 @@
+"""heatmap_peaks' float32 fast path against the plain full-map SciPy path, brute force.
+
+The fast path smooths in float32 a band of rows at a time, skips bands whose raw
+values cannot lift a smoothed value above the threshold, and re-tests near-ties on
+SciPy's exact values. Here each map is smoothed whole by scipy.ndimage.gaussian_filter
+in float64 and every pixel tested with the port's rule (>= its 4 neighbours, 0
+outside the map, > thre1): the peaks must be the same pixels.
+"""
+
+import numpy as np
+import pytest
+
+from edgepose.decode import paf_peaks
+from edgepose.decode.paf_peaks import heatmap_peaks
+
+ndimage = pytest.importorskip("scipy.ndimage", reason="SciPy is the brute-force smoother")
+
+
+def _brute_force(heatmap, sigma, threshold, truncate=4.0):
+    smooth = ndimage.gaussian_filter(np.asarray(heatmap, np.float64), sigma,
+                                     truncate=truncate) if sigma > 0 \
+        else np.asarray(heatmap, np.float64)
+    padded = np.pad(smooth, 1)
+    peak = smooth > threshold
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        peak &= smooth >= padded[1 + dy:1 + dy + smooth.shape[0], 1 + dx:1 + dx + smooth.shape[1]]
+    return np.nonzero(peak)
+
+
+def _assert_same(heatmap, sigma=3.0, threshold=0.1, truncate=4.0):
+    y, x = heatmap_peaks(heatmap, sigma, truncate, threshold)
+    by, bx = _brute_force(heatmap, sigma, threshold, truncate)
+    assert list(zip(y.tolist(), x.tolist())) == list(zip(by.tolist(), bx.tolist()))
+    return len(y)
+
+
+def _blobs(rng, shape, count, sigma=4.0, dtype=np.float32):
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]]
+    heatmap = rng.uniform(-0.02, 0.02, shape)
+    for cy, cx, top in zip(rng.uniform(-3, shape[0] + 3, count),
+                           rng.uniform(-3, shape[1] + 3, count), rng.uniform(0.05, 1.2, count)):
+        heatmap = np.maximum(heatmap, top * np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2)
+                                                  / (2 * sigma ** 2)))
+    return heatmap.astype(dtype)
+
+
+@pytest.fixture
+def small_bands(monkeypatch):
+    # 40-row bands on these 37..61-pixel-wide maps: many band cuts to cross.
+    monkeypatch.setattr(paf_peaks, "_BAND_PIXELS", 40 * 37)
+    monkeypatch.setattr(paf_peaks, "_MIN_BAND_ROWS", 16)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blobs_everywhere_match_the_full_map_path(seed, dtype, small_bands):
+    rng = np.random.default_rng(seed)
+    assert _assert_same(_blobs(rng, (150, 37 + 4 * seed), 25, dtype=dtype)) > 5
+
+
+@pytest.mark.parametrize("row", [0, 1, 15, 16, 39, 40, 41, 79, 80, 119])
+def test_a_peak_on_either_side_of_a_band_cut_or_on_the_border(row, small_bands):
+    # Bands are 40 rows here; the blob's peak sits on the cut, beside it, or on row 0.
+    heatmap = np.full((120, 37), 0.01, np.float32)
+    gy, gx = np.mgrid[0:120, 0:37]
+    heatmap += (0.5 * np.exp(-((gx - 36) ** 2 + (gy - row) ** 2) / 18.0)).astype(np.float32)
+    assert _assert_same(heatmap) == 1
+
+
+def test_ties_across_a_band_cut_and_at_the_corners(small_bands):
+    heatmap = np.zeros((121, 37), np.float64)
+    heatmap[39:41, 10] = 2.0               # a plateau split by the cut at row 40
+    heatmap[0, 0] = heatmap[120, 36] = 3.0  # corners
+    heatmap[80, 0:2] = 1.5                 # plateau on the left border at a cut
+    # Whether SciPy's rounding leaves a plateau's pixels tied is SciPy's to say; the
+    # corners are peaks whatever it says.
+    assert _assert_same(heatmap) >= 2
+
+
+def test_values_at_the_threshold_are_decided_on_scipys_values():
+    # A plateau of exactly thre1 smooths to thre1 up to SciPy's rounding, which decides.
+    heatmap = np.zeros((60, 70), np.float64)
+    heatmap[10:50, 10:60] = 0.1
+    heatmap[30, 30] = 0.1 + 1e-9
+    _assert_same(heatmap)
+    _assert_same(heatmap.astype(np.float32))
+
+
+def test_cold_bands_are_skipped_but_warm_ones_are_not(small_bands):
+    # Raw values just below thre1 can never be peaks; just above, they can.
+    heatmap = np.full((200, 37), 0.0999, np.float32)
+    assert _assert_same(heatmap) == 0
+    heatmap[150, 20] = 3.0
+    assert _assert_same(heatmap) == 1
+
+
+def test_huge_values_are_smoothed_in_float64():
+    heatmap = _blobs(np.random.default_rng(9), (50, 60), 6, dtype=np.float64) * 1e35
+    assert _assert_same(heatmap, threshold=0.1e35) > 0
+
+
+@pytest.mark.parametrize("threshold", [-0.5, 0.0, 0.3])
+def test_any_threshold_and_no_smoothing(threshold):
+    heatmap = _blobs(np.random.default_rng(3), (40, 50), 8)
+    _assert_same(heatmap, threshold=threshold)
+    _assert_same(heatmap, sigma=0.0, threshold=threshold)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 30), (30, 1), (3, 5), (13, 200)])
+def test_maps_smaller_than_the_kernel(shape):
+    heatmap = np.random.default_rng(4).random(shape).astype(np.float32)
+    _assert_same(heatmap, threshold=0.3)
+
+
+def test_blobs_centred_between_pixels_tie_as_scipy_rounds_them():
+    # A blob centred half-way between pixels gives two smoothed values equal but for
+    # SciPy's rounding; float32 rounds them otherwise, so only the re-test on SciPy's
+    # values gets them right (seeds 52 and 191 fail without the error margin).
+    for seed in range(256):
+        rng = np.random.default_rng(seed)
+        gy, gx = np.mgrid[0:40, 0:41]
+        heatmap = np.zeros((40, 41))
+        for _ in range(6):
+            cy, cx = rng.integers(3, 37) + 0.5, rng.integers(3, 38) + rng.choice([0, 0.5])
+            heatmap = np.maximum(heatmap, rng.uniform(0.2, 1.5) * np.exp(
+                -((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * rng.uniform(1, 4) ** 2)))
+        _assert_same(heatmap.astype(np.float32))
+
+
+@pytest.mark.parametrize("sigma", [0.0, 3.0])
+def test_a_float32_value_is_compared_as_the_port_widens_it(sigma):
+    # float32(0.1) = 0.100000001490116: above thre1 = 0.1 once widened to float64, as
+    # the port's float64 maps hold it, though not above float32(0.1).
+    # Smoothed (sigma 3), the plateau's values are SciPy's rounding of it: the same
+    # pixels either way.
+    heatmap = np.zeros((40, 41), np.float32)
+    heatmap[5:35, 5:36] = np.float32(0.1)
+    found = _assert_same(heatmap, sigma=sigma)
+    assert found > 0 or sigma > 0
+
+
+@pytest.mark.parametrize("sigma, truncate", [(0.8, 4.0), (1.0, 4.0), (2.0, 2.0), (3.0, 1.5)])
+def test_other_sigmas_and_truncations(sigma, truncate, small_bands):
+    heatmap = _blobs(np.random.default_rng(6), (120, 37), 12, sigma=1.5)
+    assert _assert_same(heatmap, sigma=sigma, truncate=truncate) > 3
+
+
+def test_rows_up_to_the_kernels_radius_beyond_a_band_cut_count(small_bands):
+    # Rows 39 and 40 straddle the cut at 40: segments of row 39 are a hair higher than
+    # row 40's, but a row of 2.0 eleven rows below row 40 (twelve below row 39, the
+    # kernel's radius) lifts row 40 above row 39 by more than the float32 bound. Band
+    # 0 must read row 51 to see that. SciPy's peaks: (18, 40) and (18, 51).
+    heatmap = np.zeros((100, 37), np.float32)
+    heatmap[39, 6:31], heatmap[40, 6:31] = 1.02, 1.0
+    heatmap[51] = 2.0
+    y, x = heatmap_peaks(heatmap, 3.0, 4.0, 0.1)
+    assert list(zip(x.tolist(), y.tolist())) == [(18, 40), (18, 51)]
+    _assert_same(heatmap)
