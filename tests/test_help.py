@@ -13,7 +13,7 @@ TOOLS = ("export/training/synthetic/dataset.py", "export/training/hrnet.py",
          "export/training/detector.py", "export/training/openpose.py", "tools/demo.py",
          "benchmarks/ae_grouping.py", "benchmarks/paf_grouping.py", "benchmarks/profile_demo.py",
          "benchmarks/stream_pipeline.py", "benchmarks/topdown_decode.py",
-         "benchmarks/triton_serving.py")
+         "benchmarks/triton_serving.py", "benchmarks/modelopt_int8.py")
 
 
 def _parser_of(relative: str) -> argparse.ArgumentParser:

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 import edgepose
 from edgepose.api import RANDOM_WEIGHTS_BANNER
 from edgepose.cli.arguments import path_argument as _path
+from edgepose.cli.compare import add_compare as _add_compare
+from edgepose.cli.compare import add_tolerance_options, verify_built_engine
 from edgepose.cli.common import add_model_options as _add_model_options
 from edgepose.cli.common import check_paths as _check_paths
 from edgepose.cli.common import with_sidecar as _with_sidecar
@@ -171,6 +173,14 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
                              "the DLA cannot run")
     parser.add_argument("--verbose", dest="verbose_build", action="store_true",
                         help="TensorRT's verbose build log instead of warnings only")
+    parser.add_argument("--verify", type=_path, metavar="DATA",
+                        help="before the engine is written in place, compare it with "
+                             "--verify-against on crops of these images (as 'edgepose "
+                             "compare'); a broken --verify-* tolerance leaves no engine")
+    parser.add_argument("--verify-against", type=_path, metavar="REFERENCE",
+                        help="the ONNX graph to compare with (default: the ONNX being built, "
+                             "so TensorRT is checked against what the graph computes)")
+    add_tolerance_options(parser, prefix="verify-")
     parser.set_defaults(run=_run_build)
 
 
@@ -181,7 +191,17 @@ def _run_build(args: argparse.Namespace) -> int:
         raise _workstation_import("build", "trt")(exc) from None
     # The timing cache is read and written back: an output that may exist, never the ONNX.
     _check_paths({"--out": args.out, "the sidecar of --out": args.out.with_name(
-        args.out.name + ".json"), "--timing-cache": args.timing_cache}, {"onnx": args.onnx})
+        args.out.name + ".json"), "--timing-cache": args.timing_cache},
+        {"onnx": args.onnx, "--verify": args.verify, "--verify-against": args.verify_against,
+         "--verify-annotations": args.verify_annotations})
+    verify_flags = [flag for flag, value in (
+        ("--verify-against", args.verify_against), ("--verify-annotations",
+                                                    args.verify_annotations),
+        ("--verify-atol", args.verify_atol), ("--verify-rtol", args.verify_rtol),
+        ("--verify-max-kpt-error", args.verify_max_kpt_error),
+        ("--verify-max-ap-drop", args.verify_max_ap_drop)) if value is not None]
+    if args.verify is None and verify_flags:
+        raise InputError(f"{', '.join(verify_flags)} need(s) --verify DATA")
     config = BuildConfig(
         batch=parse_batch_range(args.batch),
         workspace=parse_size(args.workspace) if args.workspace else None,
@@ -189,9 +209,28 @@ def _run_build(args: argparse.Namespace) -> int:
         version_compatible=args.version_compatible,
         hardware_compatibility=args.hardware_compatible, dla_core=args.dla_core,
         verbose=args.verbose_build)
-    path = build_engine(args.onnx, args.out, config)
+    if args.verify is None:
+        path = build_engine(args.onnx, args.out, config)
+    else:
+        path = _build_verified(args, config, build_engine)
     print(f"wrote {path} and {path.name}.json (batch {':'.join(map(str, config.batch))})")
     return 0
+
+
+def _build_verified(args: argparse.Namespace, config, build_engine) -> Path:
+    """Build into scratch beside --out, compare, and only then move the engine and its
+    sidecar into place."""
+    import os
+
+    from edgepose.io import scratch_folder
+    from edgepose.sidecar import sidecar_path
+
+    with scratch_folder(args.out, "verify") as folder:
+        built = build_engine(args.onnx, folder / args.out.name, config)
+        verify_built_engine(built, args.verify_against or args.onnx, args.verify, args)
+        os.replace(sidecar_path(built), sidecar_path(args.out))
+        os.replace(built, args.out)
+    return args.out
 
 
 def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
@@ -457,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_export, _add_calibrate, _add_build, _add_infer, _add_eval, _add_profile,
-                _add_triton):
+                _add_triton, _add_compare):
         add(subparsers)
     return parser
 
