@@ -18,6 +18,7 @@ from edgepose.api import RANDOM_WEIGHTS_BANNER
 from edgepose.cli.arguments import path_argument as _path
 from edgepose.cli.compare import add_compare as _add_compare
 from edgepose.cli.compare import add_tolerance_options, verify_built_engine
+from edgepose.cli.precision_search import add_debug_precision as _add_debug_precision
 from edgepose.cli.common import add_model_options as _add_model_options
 from edgepose.cli.common import check_paths as _check_paths
 from edgepose.cli.common import with_sidecar as _with_sidecar
@@ -496,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_export, _add_calibrate, _add_build, _add_infer, _add_eval, _add_profile,
-                _add_triton, _add_compare):
+                _add_triton, _add_compare, _add_debug_precision):
         add(subparsers)
     return parser
 
