@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("export/training/synthetic/dataset.py", "export/training/hrnet.py",
          "export/training/detector.py", "export/training/openpose.py", "tools/demo.py",
-         "benchmarks/ae_grouping.py", "benchmarks/paf_grouping.py", "benchmarks/profile_demo.py",
+         "benchmarks/ae_grouping.py", "benchmarks/ae_ties_ap.py", "benchmarks/paf_grouping.py",
+         "benchmarks/profile_demo.py",
          "benchmarks/stream_pipeline.py", "benchmarks/topdown_decode.py",
          "benchmarks/triton_serving.py", "benchmarks/modelopt_int8.py")
 
