@@ -25,6 +25,7 @@ import onnx
 from calib.data import Samples, load_calibration_data
 from calib.fp16 import emulate_fp16, has_fp16
 from calib.ranges import session
+from calib.report import graph_ap
 from edgepose import _optional
 from edgepose.backends import ENGINE_SUFFIXES, ONNX_SUFFIXES
 from edgepose.card import ModelCard
@@ -320,10 +321,8 @@ def _ap(model: Path, executed_graph: onnx.ModelProto | None, dataset: Any) -> fl
         return float(evaluate_model(model, dataset.annotations, dataset.images_dir,
                                     progress=False).metrics["AP"])
     with scratch_folder(model, "compare") as folder:
-        path = folder / "emulated.onnx"
-        onnx.save(executed_graph, str(path))
-        return float(evaluate_model(path, dataset.annotations, dataset.images_dir,
-                                    progress=False).metrics["AP"])
+        return graph_ap(executed_graph, dataset.annotations, dataset.images_dir,
+                        folder / "emulated.onnx")
 
 
 def _failures(report: CompareReport) -> tuple[str, ...]:

@@ -181,6 +181,20 @@ def executable(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     return model, EXECUTED_FP32
 
 
+def graph_ap(model: onnx.ModelProto, annotations: str | Path, images_dir: str | Path,
+             scratch_path: Path) -> float:
+    """COCO keypoint AP of an in-memory graph, scored as 'edgepose eval' scores a file
+    (ground-truth boxes): saved at scratch_path for the run, removed after."""
+    from edgepose.evaluate import evaluate_model
+
+    onnx.save(model, str(scratch_path))
+    try:
+        report = evaluate_model(scratch_path, annotations, images_dir, progress=False)
+    finally:
+        scratch_path.unlink(missing_ok=True)
+    return float(report.metrics["AP"])
+
+
 class HoldoutEvaluator:
     """Measures graphs against the FP32 graph on held-out samples (and images, for AP).
 
@@ -269,17 +283,10 @@ class HoldoutEvaluator:
         return write_json_atomic(self._scratch / "holdout.json", subset)
 
     def _ap(self, model: onnx.ModelProto, label: str) -> float:
-        from edgepose.evaluate import evaluate_model
-
         if self.images_dir is None:
             raise InputError("AP needs the folder of the annotated images")
-        path = self._scratch / f"{label.replace(' ', '_')}.onnx"
-        onnx.save(model, str(path))
-        try:
-            report = evaluate_model(path, self.annotation_file, self.images_dir, progress=False)
-        finally:
-            path.unlink(missing_ok=True)
-        return float(report.metrics["AP"])
+        return graph_ap(model, self.annotation_file, self.images_dir,
+                        self._scratch / f"{label.replace(' ', '_')}.onnx")
 
     # -- measurements --
 

@@ -4,6 +4,7 @@ outputs written all at once at the end, and the options that open a model."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from edgepose.cli.arguments import path_argument as _path
@@ -49,3 +50,18 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cuda", choices=["auto", "cuda-python", "pycuda"], default="auto",
                         help="TensorRT only: CUDA binding to use (default auto: cuda-python, "
                              "else pycuda)")
+
+
+def report_people(count: int, image: Path, where: str, warnings: list[str],
+                  random_init: bool, results: list[dict]) -> None:
+    """What infer prints for one image: the whole-frame warning, who was found by what,
+    the random-weights banner, each person's score."""
+    from edgepose.api import RANDOM_WEIGHTS_BANNER, WHOLE_FRAME_WARNING
+
+    if WHOLE_FRAME_WARNING in warnings:
+        print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
+    print(f"{count} person(s) in {image} with {where}")
+    if random_init:
+        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
+    for person, entry in enumerate(results):
+        print(f"  person {person}: score {entry['score']:.3f}")

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from edgepose.api import RANDOM_WEIGHTS_BANNER
 from edgepose.cli.arguments import path_argument as _path
-from edgepose.cli.common import add_model_options, check_paths, with_sidecar, write_outputs
+from edgepose.cli.common import (add_model_options, check_paths, report_people, with_sidecar,
+                                 write_outputs)
 from edgepose.cli.detector_flags import add_detector_options, detector_settings
 from edgepose.cli.streaming import (add_stream_options, check_stream_outputs, run_source,
                                     stream_only_flags)
@@ -99,7 +99,6 @@ def parameters_as_flags() -> Iterator[None]:
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    from edgepose.api import WHOLE_FRAME_WARNING
     from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
 
     given = triton_flags_without_server(args)
@@ -148,14 +147,9 @@ def run_infer(args: argparse.Namespace) -> int:
     if args.draw:
         outputs.append(("drawing", args.draw, image_bytes(args.draw,
                                                           estimator.draw(image, poses))))
-    if WHOLE_FRAME_WARNING in warnings:
-        print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
-    print(f"{len(poses)} person(s) in {args.image} with {card.family} {card.variant} "
-          f"on {type(estimator.runner).__name__}")
-    if card.random_init:
-        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
-    for person, entry in enumerate(results):
-        print(f"  person {person}: score {entry['score']:.3f}")
+    report_people(len(poses), args.image,
+                  f"{card.family} {card.variant} on {type(estimator.runner).__name__}",
+                  warnings, card.random_init, results)
     write_outputs(outputs)
     return 0
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from edgepose.cli.common import check_paths, write_outputs
+from edgepose.cli.common import check_paths, report_people, write_outputs
 from edgepose.cli.streaming import stream_only_flags
 from edgepose.errors import InputError
 
@@ -70,7 +70,6 @@ def _open_client(args: argparse.Namespace, model: str | None = None) -> Any:
 
 def run_infer_triton(args: argparse.Namespace) -> int:
     """`edgepose infer --triton URL --image IMG`: the outputs of a local infer."""
-    from edgepose.api import RANDOM_WEIGHTS_BANNER, WHOLE_FRAME_WARNING
     from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
 
     if args.source is not None:
@@ -108,13 +107,8 @@ def run_infer_triton(args: argparse.Namespace) -> int:
         outputs.append(("json", args.json, json_bytes(args.json, payload)))
     if args.draw:
         outputs.append(("drawing", args.draw, image_bytes(args.draw, client.draw(image, poses))))
-    if WHOLE_FRAME_WARNING in warnings:
-        print(f"edgepose: warning: {WHOLE_FRAME_WARNING}", file=sys.stderr)
-    print(f"{len(poses)} person(s) in {args.image} with {client.describe()}")
-    if client.random_init:
-        print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
-    for person, entry in enumerate(results):
-        print(f"  person {person}: score {entry['score']:.3f}")
+    report_people(len(poses), args.image, client.describe(), warnings, client.random_init,
+                  results)
     write_outputs(outputs)
     return 0
 
