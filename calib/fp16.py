@@ -97,7 +97,12 @@ def _reads(node: onnx.NodeProto) -> set[str]:
 
 
 def sort_nodes(graph: onnx.GraphProto) -> None:
-    """Topological order, keeping the given order where it is already valid."""
+    """Topological order, keeping the given order where it is already valid.
+
+    Not onnx-graphsurgeon's Graph.toposort: it regroups nodes by depth even where the order
+    is valid, ignores what If/Loop bodies read from the outer graph (0.6.1 leaves an If
+    before the producer of such a tensor), and passes reads of undefined tensors silently.
+    """
     known = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
     pending = [(node, _reads(node)) for node in graph.node]
     ordered: list[onnx.NodeProto] = []

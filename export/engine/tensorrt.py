@@ -33,8 +33,9 @@ from edgepose.errors import (EngineBuildError, InputError, MissingDependencyErro
                              ModelFileError)
 from edgepose.io import atomic_path, write_bytes_atomic
 from edgepose.sidecar import HARDWARE_COMPATIBILITY, EngineInfo, sha256_of_bytes, write_sidecar
-from export.onnx_files.lint import check_onnx_for_tensorrt
 from export.onnx_files.card import load_onnx, read_card
+from export.onnx_files.hygiene import tidied_onnx_file
+from export.onnx_files.lint import check_onnx_for_tensorrt
 
 log = logging.getLogger(__name__)
 
@@ -459,19 +460,23 @@ def build_engine(onnx_path: str | Path, out: str | Path, config: BuildConfig, *,
     if not isinstance(config, BuildConfig):
         raise InputError(f"config is {type(config).__name__}; expected a BuildConfig")
     _check_paths(onnx_path, out, config)
-    check_onnx_for_tensorrt(onnx_path)
-    card = read_card(onnx_path)
-    shapes = profile_shapes(card, onnx_input_shapes(onnx_path), config.batch)
-    trt = trt if trt is not None else _load_tensorrt()
-    api = _version_api(trt)
-    hardware_level = api.hardware_level(config.hardware_compatibility)
-    device, capability = _device_identity()
-    cache_in = _read_timing_cache(config.timing_cache)
-    log.info("building %s from %s with TensorRT %s on %s (compute capability %s)",
-             out, onnx_path, api.version, device, capability)
+    # The lint and the parser read the same tidied graph (constants folded, unused nodes
+    # removed), so what passes the lint is what is built; the user's file is not rewritten.
+    with tidied_onnx_file(onnx_path, out) as (parsed_path, tidied):
+        check_onnx_for_tensorrt(tidied, source=onnx_path)
+        card = read_card(onnx_path)
+        shapes = profile_shapes(card, onnx_input_shapes(onnx_path), config.batch)
+        trt = trt if trt is not None else _load_tensorrt()
+        api = _version_api(trt)
+        hardware_level = api.hardware_level(config.hardware_compatibility)
+        device, capability = _device_identity()
+        cache_in = _read_timing_cache(config.timing_cache)
+        log.info("building %s from %s with TensorRT %s on %s (compute capability %s)",
+                 out, onnx_path, api.version, device, capability)
 
-    plan, cache_out, flags = _build_plan(trt, api, onnx_path, shapes, config, hardware_level,
-                                         cache_in, progress)
+        plan, cache_out, flags = _build_plan(trt, api, parsed_path, shapes, config,
+                                             hardware_level, cache_in, progress,
+                                             shown=onnx_path)
 
     info = EngineInfo(
         tensorrt_version=api.version, device=device, compute_capability=capability,
@@ -497,8 +502,13 @@ def build_engine(onnx_path: str | Path, out: str | Path, config: BuildConfig, *,
 def _build_plan(trt: ModuleType, api: _VersionApi, onnx_path: Path,
                 shapes: Mapping[str, tuple[Shape, Shape, Shape]], config: BuildConfig,
                 hardware_level: Any, cache_in: bytes | None,
-                progress: bool) -> tuple[bytes, bytes | None, list[str]]:
-    """The TensorRT calls: (plan, serialized timing cache or None, builder flags set)."""
+                progress: bool, shown: Path | None = None
+                ) -> tuple[bytes, bytes | None, list[str]]:
+    """The TensorRT calls: (plan, serialized timing cache or None, builder flags set).
+
+    shown: the file named in errors when `onnx_path` is a tidied copy of it.
+    """
+    shown = shown if shown is not None else onnx_path
     logger = trt.Logger(trt.Logger.VERBOSE if config.verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(api.network_flags)
@@ -507,7 +517,7 @@ def _build_plan(trt: ModuleType, api: _VersionApi, onnx_path: Path,
         errors = [parser.get_error(i) for i in range(parser.num_errors)]
         lines = [describe_parser_error(e.node(), e.node_name(), e.node_operator(), e.desc(),
                                        str(e.code())) for e in errors]
-        raise EngineBuildError(f"TensorRT {api.version}'s ONNX parser rejected {onnx_path}:\n"
+        raise EngineBuildError(f"TensorRT {api.version}'s ONNX parser rejected {shown}:\n"
                                + "\n".join(f"  - {line}" for line in lines or ["(no details)"]))
 
     builder_config = builder.create_builder_config()
@@ -557,7 +567,7 @@ def _build_plan(trt: ModuleType, api: _VersionApi, onnx_path: Path,
             bars.close()
     if serialized is None:
         raise EngineBuildError(f"TensorRT {api.version} could not build an engine from "
-                               f"{onnx_path}; rerun with --verbose to see TensorRT's reasons")
+                               f"{shown}; rerun with --verbose to see TensorRT's reasons")
     plan = bytes(serialized)
     cache_out = (bytes(builder_config.get_timing_cache().serialize())
                  if cache_in is not None else None)

@@ -123,9 +123,16 @@ def lint_onnx(model: onnx.ModelProto | str | Path) -> list[LintFinding]:
     return findings
 
 
-def check_onnx_for_tensorrt(model: onnx.ModelProto | str | Path) -> None:
-    """Raise LintError listing every error finding; log the info findings."""
-    source = str(model) if isinstance(model, (str, Path)) else "the ONNX graph"
+def check_onnx_for_tensorrt(model: onnx.ModelProto | str | Path, *,
+                            source: str | Path | None = None) -> None:
+    """Raise LintError listing every error finding; log the info findings.
+
+    source: what the messages call the graph (the builder lints a tidied copy of a file
+    and names the file); by default the path, or "the ONNX graph" for a ModelProto.
+    """
+    if source is None:
+        source = model if isinstance(model, (str, Path)) else "the ONNX graph"
+    source = str(source)
     findings = lint_onnx(model)
     for finding in findings:
         if finding.severity == INFO:

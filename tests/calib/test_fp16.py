@@ -11,7 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, numpy_helper
 
 from calib.fp16 import (FP16_MAX, Fp16Error, convert_to_fp16, emulate_fp16, find_overflows,
-                        has_fp16)
+                        has_fp16, sort_nodes)
 from calib.ranges import collect_statistics, run_batched, session
 from export.onnx_files.lint import check_onnx_for_tensorrt
 from tests.calib.tiny import tiny_pose
@@ -159,3 +159,40 @@ def test_emulating_a_graph_without_fp16_changes_nothing():
 def test_keeping_an_unknown_node_is_refused():
     with pytest.raises(Fp16Error, match="not in the graph"):
         convert_to_fp16(tiny_pose(0), ["no_such_node"])
+
+
+def _outer_read_graph(order: list[str]) -> onnx.GraphProto:
+    """relu → b; an If whose bodies read b from the outer graph; Abs on the If's output."""
+    from onnx import helper
+
+    def branch(op, out):
+        return helper.make_graph([helper.make_node(op, ["b"], [out])], out, [],
+                                 [helper.make_tensor_value_info(out, TensorProto.FLOAT, [2])])
+
+    nodes = {"relu": helper.make_node("Relu", ["x"], ["b"], name="relu"),
+             "if": helper.make_node("If", ["c"], ["y0"], name="if",
+                                    then_branch=branch("Identity", "t"),
+                                    else_branch=branch("Neg", "e")),
+             "abs": helper.make_node("Abs", ["y0"], ["y"], name="abs")}
+    return helper.make_graph(
+        [nodes[name] for name in order], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+
+
+def test_sort_nodes_sees_what_subgraphs_read_from_the_outer_graph():
+    graph = _outer_read_graph(["abs", "if", "relu"])
+    sort_nodes(graph)
+    assert [n.name for n in graph.node] == ["relu", "if", "abs"]
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+
+
+def test_sort_nodes_keeps_a_valid_order_and_refuses_undefined_reads():
+    graph = _outer_read_graph(["relu", "if", "abs"])
+    sort_nodes(graph)
+    assert [n.name for n in graph.node] == ["relu", "if", "abs"]
+    graph.node[0].input[0] = "nowhere"
+    with pytest.raises(Fp16Error, match="nowhere"):
+        sort_nodes(graph)

@@ -186,3 +186,12 @@ def test_paths_are_read_and_a_missing_file_is_a_clear_error(tmp_path):
         check_onnx_for_tensorrt(path)
     with pytest.raises(ModelFileError, match="does not exist"):
         lint_onnx(tmp_path / "absent.onnx")
+
+
+def test_lint_errors_name_the_source_given():
+    model = _model([helper.make_node("Mystery", ["x"], ["y"], name="m", domain="acme")],
+                   extra_opsets=[helper.make_opsetid("acme", 1)])
+    with pytest.raises(LintError, match="user.onnx"):
+        check_onnx_for_tensorrt(model, source="user.onnx")
+    with pytest.raises(LintError, match="the ONNX graph"):
+        check_onnx_for_tensorrt(model)
