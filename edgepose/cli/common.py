@@ -65,3 +65,17 @@ def report_people(count: int, image: Path, where: str, warnings: list[str],
         print(f"WARNING: {RANDOM_WEIGHTS_BANNER}")
     for person, entry in enumerate(results):
         print(f"  person {person}: score {entry['score']:.3f}")
+
+
+def read_image_and_boxes(args: argparse.Namespace):
+    """(image, boxes, box scores) for infer's --image with --boxes or --boxes-json (None,
+    None without either)."""
+    from edgepose.io import parse_boxes, read_boxes_json, read_image
+
+    image = read_image(args.image)
+    boxes = scores = None
+    if args.boxes is not None:
+        boxes, scores = parse_boxes(args.boxes)
+    elif args.boxes_json is not None:
+        boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
+    return image, boxes, scores

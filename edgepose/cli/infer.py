@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgepose.cli.arguments import path_argument as _path
-from edgepose.cli.common import (add_model_options, check_paths, report_people, with_sidecar,
-                                 write_outputs)
+from edgepose.cli.common import (add_model_options, check_paths, read_image_and_boxes,
+                                 report_people, with_sidecar, write_outputs)
 from edgepose.cli.detector_flags import add_detector_options, detector_settings
 from edgepose.cli.streaming import (add_stream_options, check_stream_outputs, run_source,
                                     stream_only_flags)
@@ -99,7 +99,7 @@ def parameters_as_flags() -> Iterator[None]:
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
+    from edgepose.io import image_bytes, json_bytes
 
     given = triton_flags_without_server(args)
     if given:
@@ -120,12 +120,7 @@ def run_infer(args: argparse.Namespace) -> int:
                   "--boxes-json": args.boxes_json, **with_sidecar(args.detector, "--detector")},
                  images=("--draw",))
     detector_options = detector_settings(args)
-    image = read_image(args.image)
-    boxes = scores = None
-    if args.boxes is not None:
-        boxes, scores = parse_boxes(args.boxes)
-    elif args.boxes_json is not None:
-        boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
+    image, boxes, scores = read_image_and_boxes(args)
     with parameters_as_flags():
         estimator = _load(args, detector_options)
         with estimator:

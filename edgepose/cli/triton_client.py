@@ -10,7 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from edgepose.cli.common import check_paths, report_people, write_outputs
+from edgepose.cli.common import (check_paths, read_image_and_boxes, report_people,
+                                 write_outputs)
 from edgepose.cli.streaming import stream_only_flags
 from edgepose.errors import InputError
 
@@ -70,7 +71,7 @@ def _open_client(args: argparse.Namespace, model: str | None = None) -> Any:
 
 def run_infer_triton(args: argparse.Namespace) -> int:
     """`edgepose infer --triton URL --image IMG`: the outputs of a local infer."""
-    from edgepose.io import image_bytes, json_bytes, parse_boxes, read_boxes_json, read_image
+    from edgepose.io import image_bytes, json_bytes
 
     if args.source is not None:
         raise InputError("--source does not apply to --triton yet: send one --image at a time")
@@ -85,12 +86,7 @@ def run_infer_triton(args: argparse.Namespace) -> int:
         + _detector_flags(args))
     check_paths({"--json": args.json, "--draw": args.draw},
                 {"--image": args.image, "--boxes-json": args.boxes_json}, images=("--draw",))
-    image = read_image(args.image)
-    boxes = scores = None
-    if args.boxes is not None:
-        boxes, scores = parse_boxes(args.boxes)
-    elif args.boxes_json is not None:
-        boxes, scores = read_boxes_json(args.boxes_json, image_id=args.image_id)
+    image, boxes, scores = read_image_and_boxes(args)
     with _open_client(args) as client:
         # The decoded pixels travel as PNG: the server decodes exactly what a local run
         # would see, whatever its own JPEG decoder.

@@ -19,13 +19,12 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> tuple[int, ...]:
+    from edgepose.profile.options import check_batch_sizes, parse_integers
+
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected batch sizes such as 4,8, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive batch sizes such as 4,8, got {text!r}")
-    return sizes
+        return check_batch_sizes(parse_integers(text, "preferred batch sizes", "4,8"))
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_triton(subparsers: argparse._SubParsersAction) -> None:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from edgepose.errors import InputError
-from edgepose.profile.options import check_count, check_run_length
+from edgepose.profile.options import check_count, check_run_length, parse_integers
 from edgepose.profile.report import _ms, _rate
 from edgepose.profile.stats import StageStats, stage_stats
 
@@ -36,14 +36,7 @@ RequestFactory = Callable[[], Request]
 
 def parse_concurrency(text: str) -> tuple[int, ...]:
     """Client counts from "1,4,16", in the order given, each once."""
-    try:
-        levels = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        levels = ()
-    if not levels:
-        raise InputError(f"concurrency {text!r}: expected comma-separated client counts such "
-                         "as '1,4,16'")
-    return check_levels(levels)
+    return check_levels(parse_integers(text, "concurrency", "1,4,16"))
 
 
 def check_levels(levels: Sequence[int]) -> tuple[int, ...]:

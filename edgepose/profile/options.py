@@ -40,16 +40,22 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def parse_integers(text: str, what: str, example: str) -> tuple[int, ...]:
+    """Integers from comma-separated text ("1,2,4"), in the order given; InputError naming
+    `what` and an `example` when there are none or one is not an integer."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise InputError(f"{what} {text!r}: expected comma-separated integers such as "
+                         f"'{example}'")
+    return values
+
+
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
     """Batch sizes from "1,2,4,8", in the order given."""
-    try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes:
-        raise InputError(f"batch sizes {text!r}: expected comma-separated integers such as "
-                         "'1,2,4,8'")
-    return check_batch_sizes(sizes)
+    return check_batch_sizes(parse_integers(text, "batch sizes", "1,2,4,8"))
 
 
 def read_frame_boxes(path: str | Path) -> tuple[np.ndarray, ...]:
