@@ -205,9 +205,9 @@ def describe(place: dict[str, Any]) -> str:
 # --- graphs ----------------------------------------------------------------------------------
 
 def _card(model: onnx.ModelProto, path: Path):
-    from calib.calibrate import _read_card
+    from calib.calibrate import read_card
 
-    return _read_card(model, path)
+    return read_card(model, path)
 
 
 def calibration_crops(model_path: Path, images: Path, annotations: Path, samples: int,

@@ -101,7 +101,7 @@ def report_path_for(out: str | Path) -> Path:
     return Path(out).with_suffix(".report.json")
 
 
-def _read_card(model: onnx.ModelProto, model_path: Path) -> ModelCard | DetectorCard:
+def read_card(model: onnx.ModelProto, model_path: Path) -> ModelCard | DetectorCard:
     """The pose or detector card in the graph; calibration preprocesses by it."""
     for card_type in (ModelCard, DetectorCard):
         try:
@@ -220,7 +220,7 @@ def _check_paths(model_path: Path, out: Path, cache: str | Path | None) -> Path:
 def _read_model(model_path: Path, options: _Options) -> tuple[onnx.ModelProto, ModelCard]:
     """The FP32 graph and its card, refused when calibration cannot apply to it."""
     model = _load_model(model_path)
-    card = _read_card(model, model_path)
+    card = read_card(model, model_path)
     if card.precision != "fp32":
         raise InputError(f"{model_path} is already a {card.precision} graph; calibrate the FP32 "
                          "graph that 'edgepose export' wrote")

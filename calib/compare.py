@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import onnx
 
+from calib.calibrate import read_card
 from calib.data import Samples, load_calibration_data
 from calib.fp16 import emulate_fp16, has_fp16
 from calib.ranges import session
@@ -29,9 +30,10 @@ from calib.report import graph_ap
 from edgepose import _optional
 from edgepose.backends import ENGINE_SUFFIXES, ONNX_SUFFIXES
 from edgepose.card import ModelCard
-from edgepose.errors import InputError, ModelFileError
+from edgepose.errors import InputError
 from edgepose.io import scratch_folder
 from edgepose.pipeline import top_down_decoder
+from export.onnx_files.card import load_onnx
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +142,6 @@ class CompareReport:
         return "\n".join(lines)
 
 
-def _onnx_model(path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types
-        raise ModelFileError(f"{path} is not a readable ONNX file: {exc}") from None
-
-
-def _reference_card(model: onnx.ModelProto, path: Path) -> Any:
-    from calib.calibrate import _read_card
-
-    return _read_card(model, path)
-
-
 class _EngineContext:
     """The execution context of an engine that edgepose opened (sidecar, plan checksum,
     TensorRT version and GPU checked), for Polygraphy's TrtRunner; closed after."""
@@ -175,18 +164,19 @@ class _EngineContext:
 def _runners(candidate: Path, reference_graph: onnx.ModelProto, card: Any
              ) -> tuple[list[Any], str, list[Any], onnx.ModelProto | None]:
     """([reference runner, candidate runner], how the candidate runs, things to close,
-    the candidate graph as executed when it is ONNX)."""
+    the graph ONNX Runtime runs in place of the candidate's file when its FP16 parts are
+    emulated, else None)."""
     from polygraphy.backend.onnxrt import OnnxrtRunner
 
     reference = OnnxrtRunner(lambda: session(reference_graph), name="reference (onnxruntime)")
     suffix = candidate.suffix.lower()
     if suffix in ONNX_SUFFIXES:
-        graph = _onnx_model(candidate)
-        executed = "onnxruntime CPU"
-        if has_fp16(graph):
-            graph, executed = emulate_fp16(graph), "onnxruntime CPU, FP16 emulated"
-        runner = OnnxrtRunner(lambda: session(graph), name="candidate (onnxruntime)")
-        return [reference, runner], executed, [], graph
+        graph = load_onnx(candidate)
+        emulated = emulate_fp16(graph) if has_fp16(graph) else None
+        executed = "onnxruntime CPU" + (", FP16 emulated" if emulated is not None else "")
+        ran = emulated if emulated is not None else graph
+        runner = OnnxrtRunner(lambda: session(ran), name="candidate (onnxruntime)")
+        return [reference, runner], executed, [], emulated
     if suffix in ENGINE_SUFFIXES:
         from polygraphy.backend.trt import TrtRunner
 
@@ -251,8 +241,8 @@ def compare_models(candidate: str | Path, reference: str | Path, data: str | Pat
         raise InputError(f"the reference must be an ONNX graph, got {reference.name!r}")
     if not isinstance(batch, int) or batch < 1:
         raise InputError(f"batch must be a positive integer, got {batch!r}")
-    reference_graph = _onnx_model(reference)
-    card = _reference_card(reference_graph, reference)
+    reference_graph = load_onnx(reference)
+    card = read_card(reference_graph, reference)
     if has_fp16(reference_graph):
         # `build --verify` of an FP16 graph: the graph itself is the reference, emulated.
         reference_graph = emulate_fp16(reference_graph)
@@ -261,7 +251,7 @@ def compare_models(candidate: str | Path, reference: str | Path, data: str | Pat
     chosen = dataset.calibration
     from polygraphy.logger import G_LOGGER
 
-    runners, executed, closing, candidate_graph = _runners(candidate, reference_graph, card)
+    runners, executed, closing, emulated = _runners(candidate, reference_graph, card)
     # Polygraphy logs every iteration's statistics; the report below says what matters.
     with G_LOGGER.verbosity(G_LOGGER.ERROR):
         try:
@@ -290,7 +280,7 @@ def compare_models(candidate: str | Path, reference: str | Path, data: str | Pat
     if (score_ap and annotations is not None and isinstance(card, ModelCard)
             and card.paradigm == "top-down"):
         reference_ap = _ap(reference, None, dataset)
-        candidate_ap = _ap(candidate, candidate_graph, dataset)
+        candidate_ap = _ap(candidate, emulated, dataset)
     report = CompareReport(str(candidate), str(reference), executed, len(chosen), outputs,
                            displacement, reference_ap, candidate_ap, tolerances)
     return CompareReport(**{**report.__dict__, "failures": _failures(report)})
@@ -312,16 +302,16 @@ def _displacement(card: Any, chosen: Samples, reference: Mapping[str, np.ndarray
     return tuple(float(np.percentile(moved, p)) for p in PERCENTILES)
 
 
-def _ap(model: Path, executed_graph: onnx.ModelProto | None, dataset: Any) -> float:
+def _ap(model: Path, emulated: onnx.ModelProto | None, dataset: Any) -> float:
     """COCO keypoint AP on the annotated images (ground-truth boxes), as 'edgepose eval'
-    scores it; an FP16 ONNX graph is scored as executed (emulated)."""
+    scores it; a graph with FP16 parts is scored as executed (`emulated`)."""
     from edgepose.evaluate import evaluate_model
 
-    if executed_graph is None or not has_fp16(_onnx_model(model)):
+    if emulated is None:
         return float(evaluate_model(model, dataset.annotations, dataset.images_dir,
                                     progress=False).metrics["AP"])
     with scratch_folder(model, "compare") as folder:
-        return graph_ap(executed_graph, dataset.annotations, dataset.images_dir,
+        return graph_ap(emulated, dataset.annotations, dataset.images_dir,
                         folder / "emulated.onnx")
 
 

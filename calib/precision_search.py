@@ -182,10 +182,10 @@ def _float_outputs(model: onnx.ModelProto) -> dict[str, int]:
 
 def _recorded_fp32_nodes(model: onnx.ModelProto) -> list[str]:
     """The nodes calibrate kept FP32 for FP16 overflow, as its card records them."""
-    from calib.calibrate import _read_card
+    from calib.calibrate import read_card
 
     try:
-        card = _read_card(model, Path("the candidate"))
+        card = read_card(model, Path("the candidate"))
     except ModelFileError:
         return []
     calibration = (getattr(card, "calibration", None)
