@@ -29,6 +29,29 @@ WHOLE_FRAME_WARNING = ("no person boxes: the top-down model ran on the whole ima
 BOTTOM_UP_DRAW_THRESHOLD = 0.1
 
 
+def result_warnings(random_init: bool, top_down: bool, boxes: np.ndarray | None, *,
+                    has_detector: bool) -> list[str]:
+    """What a reader of a model's results must be told, for a call with these `boxes`
+    (an Estimator's, or a served model's through edgepose.serve.client)."""
+    said = [RANDOM_WEIGHTS_BANNER] if random_init else []
+    if top_down and boxes is None and not has_detector:
+        # One crop is one person: on a crowd it strings one skeleton across everyone.
+        said.append(WHOLE_FRAME_WARNING)
+    return said
+
+
+def draw_threshold_for(top_down: bool) -> float:
+    """Keypoint score below which a drawing leaves a keypoint out."""
+    return DEFAULT_SCORE_THRESHOLD if top_down else BOTTOM_UP_DRAW_THRESHOLD
+
+
+def draw_result(image: np.ndarray, poses: Poses, *, random_init: bool,
+                top_down: bool) -> np.ndarray:
+    """A copy of `image` with `poses` drawn, and the random-weights banner where due."""
+    banner = RANDOM_WEIGHTS_BANNER if random_init else None
+    return draw_poses(image, poses, banner=banner, score_threshold=draw_threshold_for(top_down))
+
+
 class Estimator(Closeable):
     """A model and its pipeline: `estimator(image, boxes=None, box_scores=None) -> Poses`.
 
@@ -70,11 +93,8 @@ class Estimator(Closeable):
 
     def warnings(self, boxes: np.ndarray | None = None) -> list[str]:
         """What a reader of results from a call with these `boxes` must be told."""
-        said = [RANDOM_WEIGHTS_BANNER] if self.card.random_init else []
-        if self.top_down and boxes is None and self.detector is None:
-            # One crop is one person: on a crowd it strings one skeleton across everyone.
-            said.append(WHOLE_FRAME_WARNING)
-        return said
+        return result_warnings(self.card.random_init, self.top_down, boxes,
+                               has_detector=self.detector is not None)
 
     def stream(self, source: str | Path | int | Source, *, det_interval: int = 1,
                track: bool = True, pipelined: bool = False,
@@ -110,12 +130,12 @@ class Estimator(Closeable):
     @property
     def draw_threshold(self) -> float:
         """Keypoint score below which a drawing leaves a keypoint out."""
-        return DEFAULT_SCORE_THRESHOLD if self.top_down else BOTTOM_UP_DRAW_THRESHOLD
+        return draw_threshold_for(self.top_down)
 
     def draw(self, image: np.ndarray, poses: Poses) -> np.ndarray:
         """A copy of `image` with `poses` drawn, and the random-weights banner where due."""
-        banner = RANDOM_WEIGHTS_BANNER if self.card.random_init else None
-        return draw_poses(image, poses, banner=banner, score_threshold=self.draw_threshold)
+        return draw_result(image, poses, random_init=self.card.random_init,
+                           top_down=self.top_down)
 
     @property
     def _name(self) -> str:

@@ -26,15 +26,15 @@ import cv2
 import numpy as np
 
 from edgepose._closing import Closeable
-from edgepose._optional import tritonclient
-from edgepose.api import BOTTOM_UP_DRAW_THRESHOLD, RANDOM_WEIGHTS_BANNER, WHOLE_FRAME_WARNING
+from edgepose._optional import import_optional, tritonclient
+from edgepose.api import draw_result, draw_threshold_for, result_warnings
 from edgepose.card import ModelCard
-from edgepose.draw import DEFAULT_SCORE_THRESHOLD, draw_poses
 from edgepose.errors import BackendError, CardError, InputError
 from edgepose.keypoints import get_keypoint_set
 from edgepose.poses import Poses
 from edgepose.serve.contract import (OUTPUTS, PARAM_CARD, PARAM_DETECTOR, PARAM_KEYPOINT_SET,
-                                     PARAM_PARADIGM, poses_from_tensors, request_tensors)
+                                     PARAM_PARADIGM, config_parameters, poses_from_tensors,
+                                     request_tensors)
 
 _log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 DEFAULT_TIMEOUT_S = 60.0
 PARADIGMS = ("top-down", "bottom-up")
 #: numpy dtype → the datatype string of Triton's protocol, for the inputs of the contract.
-_TRITON_DATATYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32"}
 #: PNG's fastest level: lossless all the same, and the encode is on every request's path.
 _PNG_COMPRESSION = 1
 
@@ -112,15 +111,6 @@ def encode_frame(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def _parameters(config: Mapping[str, Any]) -> dict[str, str]:
-    """A model config's parameters as key → string (HTTP and gRPC JSON say string_value)."""
-    found = {}
-    for key, value in (config.get("parameters") or {}).items():
-        if isinstance(value, Mapping) and isinstance(value.get("string_value"), str):
-            found[key] = value["string_value"]
-    return found
-
-
 class TritonPoseClient(Closeable):
     """One connection to an edgepose pose model on a Triton server.
 
@@ -141,6 +131,8 @@ class TritonPoseClient(Closeable):
             raise InputError(f"timeout_s is {timeout_s!r}; expected a positive number of seconds")
         self.timeout_s = float(timeout_s)
         self._module = tritonclient(self.address.protocol)
+        self._wire_dtype = import_optional("tritonclient.utils", "triton",
+                                           "Talking to a Triton server").np_to_triton_dtype
         self._server_error = getattr(self._module, "InferenceServerException", ())
         self._client = self._connect()
         try:
@@ -171,19 +163,16 @@ class TritonPoseClient(Closeable):
     def warnings(self, boxes: np.ndarray | None = None) -> list[str]:
         """What a reader of results from a call with these `boxes` must be told (as
         Estimator.warnings)."""
-        said = [RANDOM_WEIGHTS_BANNER] if self.random_init else []
-        if self.top_down and boxes is None and not self.detector_model:
-            said.append(WHOLE_FRAME_WARNING)
-        return said
+        return result_warnings(self.random_init, self.top_down, boxes,
+                               has_detector=bool(self.detector_model))
 
     @property
     def draw_threshold(self) -> float:
         """As Estimator.draw_threshold: the drawing of a local run and a served one agree."""
-        return DEFAULT_SCORE_THRESHOLD if self.top_down else BOTTOM_UP_DRAW_THRESHOLD
+        return draw_threshold_for(self.top_down)
 
     def draw(self, image: np.ndarray, poses: Poses) -> np.ndarray:
-        banner = RANDOM_WEIGHTS_BANNER if self.random_init else None
-        return draw_poses(image, poses, banner=banner, score_threshold=self.draw_threshold)
+        return draw_result(image, poses, random_init=self.random_init, top_down=self.top_down)
 
     # --- requests -----------------------------------------------------------------------
 
@@ -206,7 +195,7 @@ class TritonPoseClient(Closeable):
         inputs = []
         for name, array in tensors.items():
             tensor = self._module.InferInput(name, list(array.shape),
-                                             _TRITON_DATATYPES[array.dtype])
+                                             self._wire_dtype(array.dtype))
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         outputs = [self._module.InferRequestedOutput(name) for name in OUTPUTS]
@@ -292,7 +281,7 @@ class TritonPoseClient(Closeable):
     def _find_pose_model(self) -> str:
         names = self._repository_models()
         pose_models = [name for name in names
-                       if PARAM_KEYPOINT_SET in _parameters(self._model_config(name))]
+                       if PARAM_KEYPOINT_SET in config_parameters(self._model_config(name))]
         if len(pose_models) == 1:
             return pose_models[0]
         if not pose_models:
@@ -304,7 +293,7 @@ class TritonPoseClient(Closeable):
                          f"models ({', '.join(pose_models)}); name one (--triton-model)")
 
     def _read_parameters(self, config: Mapping[str, Any]) -> None:
-        parameters = _parameters(config)
+        parameters = config_parameters(config)
         if PARAM_KEYPOINT_SET not in parameters:
             raise InputError(f"model {self.model!r} on the Triton server at {self.address} is "
                              f"not an edgepose pose model: its config has no "

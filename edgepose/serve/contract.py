@@ -39,6 +39,16 @@ PARAM_PARADIGM = "edgepose_paradigm"
 PARAM_DETECTOR = "edgepose_detector_model"
 
 
+def config_parameters(config: Mapping) -> dict[str, str]:
+    """A model config's parameters as key → string, from the JSON form Triton gives
+    (HTTP's and gRPC's get_model_config, and the Python backend's args["model_config"])."""
+    found = {}
+    for key, value in (config.get("parameters") or {}).items():
+        if isinstance(value, Mapping) and isinstance(value.get("string_value"), str):
+            found[key] = value["string_value"]
+    return found
+
+
 def request_tensors(encoded: bytes, boxes: np.ndarray | None = None,
                     box_scores: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The inputs of one request: the encoded image, and the boxes when given."""

@@ -80,8 +80,7 @@ class BlsRunner(RunnerBase):
 
 
 def _parameters(args: Mapping[str, str]) -> dict[str, str]:
-    config = json.loads(args["model_config"])
-    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+    return contract.config_parameters(json.loads(args["model_config"]))
 
 
 def _version_folder(args: Mapping[str, str]) -> Path:
