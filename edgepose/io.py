@@ -143,6 +143,28 @@ def scratch_folder(beside: str | Path, purpose: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextmanager
+def staged_folder(destination: str | Path) -> Iterator[Path]:
+    """A scratch folder beside `destination`, renamed onto it when the block ends
+    without an exception and removed otherwise: a folder of outputs appears whole or
+    not at all. `destination` must not exist (it is never overwritten)."""
+    destination = Path(destination)
+    folder = _output_folder(destination)
+    if destination.exists():
+        raise InputError(f"{str(destination)!r} exists; give a new folder (an existing one "
+                         "is never overwritten)")
+    remove_stale_scratch(folder)
+    scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(destination.name), dir=folder))
+    try:
+        yield scratch
+        # mkdtemp makes the folder private (0700); the result gets the usual permissions.
+        os.chmod(scratch, 0o777 & ~_umask())
+        os.rename(scratch, destination)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
 def check_output_path(path: str | Path, what: str = "output") -> Path:
     """`path` as a Path once it can be written: not empty, not a folder, in an existing,
     writable folder. Call it before any work, so a bad path costs nothing."""

@@ -8,16 +8,6 @@ from edgepose.cli.arguments import path_argument
 from edgepose.errors import InputError
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _sizes(text: str) -> tuple[int, ...]:
     from edgepose.profile.options import check_batch_sizes, parse_integers
 
@@ -60,7 +50,7 @@ def add_triton(subparsers: argparse._SubParsersAction) -> None:
                              "(Triton's onnxruntime backend), python (ONNX Runtime inside the "
                              "Python backend, for servers without that backend); auto: "
                              "tensorrt for engines, onnxruntime for ONNX files")
-    parser.add_argument("--max-batch", type=_positive, default=DEFAULT_MAX_BATCH,
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
                         help="max_batch_size of a network whose batch axis is dynamic (an "
                              "engine's profile caps it) (default %(default)s)")
     parser.add_argument("--preferred-batch", type=_sizes, default=(),
@@ -69,9 +59,9 @@ def add_triton(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--queue-delay-us", type=int, default=100,
                         help="dynamic batching's max queue delay in microseconds: how long a "
                              "request may wait for others to batch with (default %(default)s)")
-    parser.add_argument("--network-instances", type=_positive, default=1,
+    parser.add_argument("--network-instances", type=int, default=1,
                         help="instances of each network model (default %(default)s)")
-    parser.add_argument("--pose-instances", type=_positive, default=2,
+    parser.add_argument("--pose-instances", type=int, default=2,
                         help="instances of the pose model, each decoding one request at a time "
                              "on the CPU (default %(default)s)")
     parser.add_argument("--server-python-path", type=str, action="append", default=[],
@@ -86,8 +76,6 @@ def add_triton(subparsers: argparse._SubParsersAction) -> None:
 def run_triton(args: argparse.Namespace) -> int:
     from edgepose.serve.repository import ServingOptions, export_repository
 
-    if args.queue_delay_us < 0:
-        raise InputError(f"--queue-delay-us must be 0 or more, got {args.queue_delay_us}")
     options = ServingOptions(
         network_backend=args.network_backend, max_batch=args.max_batch,
         preferred_batch=tuple(args.preferred_batch), queue_delay_us=args.queue_delay_us,

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,6 +36,7 @@ from edgepose.serve import contract
 from edgepose.serve.config import ModelConfig, Tensor, dims_of
 from edgepose.serve.python_models import (PARAM_DETECTOR_CARD, PARAM_DETECTOR_NETWORK,
                                           PARAM_NETWORK, network_description)
+from edgepose.io import staged_folder
 from edgepose.sidecar import read_sidecar, sha256_of_bytes
 
 #: How a network model runs on the server: Triton's TensorRT backend (engines), its
@@ -285,29 +284,23 @@ def export_repository(model: str | Path, out: str | Path, *, detector: str | Pat
                       name: str | None = None,
                       options: ServingOptions = ServingOptions()) -> ExportedRepository:
     """Write the repository for `model` (and `detector`) as the folder `out`, which must
-    not exist yet; nothing is left behind on failure (it is built beside, then renamed)."""
+    not exist yet; nothing is left behind on failure (edgepose.io.staged_folder)."""
     from edgepose.detect.card import DetectorCard
 
     out = Path(out)
-    if out.exists():
-        raise InputError(f"{str(out)!r} exists; give a new folder for the repository (an "
-                         "existing one is never overwritten)")
-    if not out.parent.is_dir():
-        raise InputError(f"the folder {str(out.parent)!r} for the repository does not exist")
     # The Python stub's working folder is not the caller's: relative folders become absolute.
     options = dataclasses.replace(options, python_path=tuple(
         str(Path(p).expanduser().absolute()) for p in options.python_path))
     name = name or Path(model).stem
     if not name.replace("_", "").replace("-", "").isalnum():
         raise InputError(f"model name {name!r}: use letters, digits, '_' and '-'")
-    pose = plan_network(f"{name}_net", model, ModelCard, options)
-    if pose.card.paradigm != "top-down" and detector is not None:
-        raise InputError(f"a person detector does not apply to the bottom-up model {Path(model).name}: "
-                         "it finds people in the whole frame")
-    found = (None if detector is None
-             else plan_network(f"{name}_detector_net", detector, DetectorCard, options))
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged_folder(out) as scratch:
+        pose = plan_network(f"{name}_net", model, ModelCard, options)
+        if pose.card.paradigm != "top-down" and detector is not None:
+            raise InputError(f"a person detector does not apply to the bottom-up model "
+                             f"{Path(model).name}: it finds people in the whole frame")
+        found = (None if detector is None
+                 else plan_network(f"{name}_detector_net", detector, DetectorCard, options))
         networks = [n for n in (pose, found) if n is not None]
         for network in networks:
             python = "OnnxNetworkModel" if network.backend == "python" else None
@@ -325,15 +318,4 @@ def export_repository(model: str | Path, out: str | Path, *, detector: str | Pat
                           "tensorrt_version": n.tensorrt_version} for n in networks],
             "python_path": list(options.python_path)}
         (scratch / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        os.chmod(scratch, 0o777 & ~_umask())
-        os.rename(scratch, out)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
     return ExportedRepository(out, name, tuple([name] + [n.name for n in networks]), summary)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
