@@ -13,7 +13,7 @@ import logging
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -168,19 +168,30 @@ def coco_keypoint_eval(annotations: str | Path | Mapping[str, Any],
                      COCO_MAX_RESULTS_PER_IMAGE, crowded[0][0], crowded[0][1],
                      COCO_MAX_RESULTS_PER_IMAGE)
 
+    def configure(params: Any) -> None:
+        params.kpt_oks_sigmas = sigma_array
+        params.imgIds = selected
+
+    return _cocoeval(coco_api, dataset, cleaned, "keypoints", configure, METRIC_NAMES)
+
+
+def _cocoeval(coco_api: Any, dataset: Mapping[str, Any], results: list[dict[str, Any]],
+              iou_type: str, configure: Callable[[Any], None],
+              names: Sequence[str]) -> dict[str, float]:
+    """pycocotools' COCOeval summary as {name: value}, NaN where it reports -1;
+    configure sets the evaluator's params (image ids, sigmas, categories)."""
     # pycocotools prints progress on stdout; a library must not, so it goes to the debug log.
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        ground_truth, detections = _coco_pair(coco_api, dataset, cleaned)
-        evaluator = coco_api.cocoeval.COCOeval(ground_truth, detections, iouType="keypoints")
-        evaluator.params.kpt_oks_sigmas = sigma_array
-        evaluator.params.imgIds = selected
+        ground_truth, detections = _coco_pair(coco_api, dataset, results)
+        evaluator = coco_api.cocoeval.COCOeval(ground_truth, detections, iouType=iou_type)
+        configure(evaluator.params)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     _log.debug("pycocotools output:\n%s", captured.getvalue())
     return {name: float(value) if value >= 0 else math.nan
-            for name, value in zip(METRIC_NAMES, evaluator.stats)}
+            for name, value in zip(names, evaluator.stats)}
 
 
 def _coco_pair(coco_api: Any, dataset: Mapping[str, Any],
@@ -210,15 +221,11 @@ def coco_box_eval(dataset: Mapping[str, Any], results: Sequence[Mapping[str, Any
     """COCO box AP/AR (pycocotools, iouType "bbox") of person detections against the
     annotations' person boxes, over `image_ids`; an empty result list scores 0."""
     coco_api = _optional.pycocotools()
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
-        ground_truth, detections = _coco_pair(coco_api, dataset, [dict(r) for r in results])
-        evaluator = coco_api.cocoeval.COCOeval(ground_truth, detections, iouType="bbox")
-        evaluator.params.imgIds = sorted(set(image_ids))
-        evaluator.params.catIds = [1]
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    _log.debug("pycocotools output:\n%s", captured.getvalue())
-    return {name: float(value) if value >= 0 else math.nan
-            for name, value in zip(BOX_METRIC_NAMES, evaluator.stats)}
+    selected = sorted(set(image_ids))
+
+    def configure(params: Any) -> None:
+        params.imgIds = selected
+        params.catIds = [1]
+
+    return _cocoeval(coco_api, dataset, [dict(r) for r in results], "bbox", configure,
+                     BOX_METRIC_NAMES)
