@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Mapping
 from edgepose.decode.ae import PRESETS as AE_PRESETS
 from edgepose.decode.hourglass import REFINE_METHODS as HOURGLASS_SOURCES
 from edgepose.decode.paf import PRESETS as PAF_PRESETS
-from edgepose.decode.topdown import REFINE_METHODS, check_dark_kernel
+from edgepose.decode.dark import check_dark_kernel
+from edgepose.decode.topdown import REFINE_METHODS
 from edgepose.errors import CardError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
 from edgepose.preprocess import BOX_RULES, PADDING

@@ -396,8 +396,8 @@ def heatmap_to_image(
         raise InputError(
             f"coords hold {coords.shape[0]} people but centers/scales hold {inverse.shape[0]}"
         )
-    # With rotation 0 the matrix is diagonal: a per-person scale and offset.
-    result = coords * inverse[:, None, (0, 1), (0, 1)] + inverse[:, None, :, 2]
+    # With rotation 0 the matrix is a per-person scale, the same on both axes, and an offset.
+    result = coords * inverse[:, None, None, 0, 0] + inverse[:, None, :, 2]
     return result.astype(np.float32)
 
 

@@ -14,10 +14,10 @@ takes them to image pixels.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from edgepose.decode import maps
+from edgepose.decode.dark import check_dark_kernel, refine_dark_maps
 from edgepose.decode.maps import check_finite
 from edgepose.errors import DecodeError, InputError
 from edgepose.preprocess import heatmap_to_image
@@ -41,40 +41,6 @@ def _check_finite(heatmaps: np.ndarray) -> None:
     check_finite(heatmaps, "heatmaps", ("person", "keypoint"))
 
 
-def check_dark_kernel(kernel: int) -> int:
-    if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) \
-            or kernel < 1 or kernel % 2 == 0:
-        raise InputError(
-            f"DARK blur kernel must be a positive odd integer (5 for sigma 1, 11 for sigma 2, "
-            f"17 for sigma 3), got {kernel!r}"
-        )
-    return int(kernel)
-
-
-def _opencv_blur_sigma(size: int) -> float:
-    """The standard deviation of the kernel cv2.GaussianBlur uses for `size` and sigma 0."""
-    kernel = cv2.getGaussianKernel(size, 0).ravel()
-    offsets = np.arange(size) - (size - 1) / 2
-    return float(np.sqrt((kernel * offsets ** 2).sum()))
-
-
-def dark_kernel_for_sigma(sigma: float) -> int:
-    """The DARK blur size for heatmaps trained with Gaussians of `sigma` pixels.
-
-    DARK modulates with a Gaussian of the training variance, and mmpose passes only a
-    size to cv2.GaussianBlur. So the size is the odd one whose OpenCV kernel spreads
-    nearest to sigma: 11 for sigma 2 and 17 for sigma 3, mmpose's DARK configs, and
-    5 for sigma 1 (OpenCV's [1 4 6 4 1]/16, exactly 1).
-    """
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)) \
-            or not np.isfinite(sigma) or sigma <= 0:
-        raise InputError(f"the training sigma must be a positive number of heatmap pixels, "
-                         f"got {sigma!r}")
-    # A size's kernel spreads about 0.15 × size, so 8·sigma + 5 is past the nearest.
-    sizes = range(3, int(8 * sigma) + 6, 2)
-    return min(sizes, key=lambda size: abs(_opencv_blur_sigma(size) - sigma))
-
-
 def _argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N·K, H·W) view of the maps, the row-major first argmax of each and its value."""
     n, k, h, w = heatmaps.shape
@@ -84,11 +50,13 @@ def _argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return flat, index, flat[np.arange(n * k), index]
 
 
-def _coords(index: np.ndarray, maxvals: np.ndarray, n: int, k: int, w: int) -> np.ndarray:
+def _coords(px: np.ndarray, py: np.ndarray, positive: np.ndarray, n: int, k: int
+            ) -> np.ndarray:
+    """(N, K, 2) float32 (x, y) of argmax pixels, (0, 0) where the max is not positive."""
     coords = np.empty((n * k, 2), dtype=np.float32)
-    coords[:, 0] = index % w
-    coords[:, 1] = index // w
-    coords *= (maxvals > 0)[:, None]
+    coords[:, 0] = px
+    coords[:, 1] = py
+    coords *= positive[:, None]
     return coords.reshape(n, k, 2)
 
 
@@ -102,7 +70,8 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     heatmaps = _check_heatmaps(heatmaps)
     n, k, h, w = heatmaps.shape
     _, index, maxvals = _argmax(heatmaps)
-    coords = _coords(index, maxvals, n, k, w)
+    py, px = np.divmod(index, w)
+    coords = _coords(px, py, maxvals > 0, n, k)
     return coords, maxvals.astype(np.float32, copy=False).reshape(n, k)
 
 
@@ -123,89 +92,24 @@ def refine_shift(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
 
 
 def _shift(coords: np.ndarray, flat: np.ndarray, h: int, w: int) -> np.ndarray:
-    px = np.floor(coords[..., 0] + 0.5).astype(np.intp)
-    py = np.floor(coords[..., 1] + 0.5).astype(np.intp)
+    px = np.floor(coords[..., 0] + 0.5).astype(np.intp).reshape(-1)
+    py = np.floor(coords[..., 1] + 0.5).astype(np.intp).reshape(-1)
     inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
-    # Clipped indices keep the gather in bounds; `inside` discards the rest.
-    px = np.clip(px, 1, w - 2)
-    py = np.clip(py, 1, h - 2)
-    rows = np.arange(flat.shape[0]).reshape(px.shape)
-    at = py * w + px
-    dx = flat[rows, at + 1] - flat[rows, at - 1]
-    dy = flat[rows, at + w] - flat[rows, at - w]
-    coords[..., 0] += np.where(inside, 0.25 * np.sign(dx), 0).astype(coords.dtype)
-    coords[..., 1] += np.where(inside, 0.25 * np.sign(dy), 0).astype(coords.dtype)
-    return coords
+    at = np.arange(flat.shape[0]) * (h * w) + py * w + px
+    return _shift_at(coords, flat, at, inside, w)
 
 
-# (dy, dx) of the log-map values one Newton step reads, in the order _dark unpacks them.
-_DARK_TAPS = np.array([(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0),
-                       (-2, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)])
-
-
-_DARK_CHUNK = 64  # maps per pass: two padded buffers of 64 fit in L2
-
-
-def _dark(coords: np.ndarray, maps3: np.ndarray, original_max: np.ndarray,
-          kernel: int) -> np.ndarray:
-    """DARK on (M, H, W) maps whose float32 maxima are `original_max`; coords (..., 2)."""
-    count, h, w = maps3.shape
-    border = (kernel - 1) // 2
-    # mmpose's zero padding, filled a chunk of maps at a time so the buffers stay in
-    # cache; each map still gets a cv2 call of its own: blurring the maps as channels
-    # of one image is not bit-identical to per-map blurs (checked on OpenCV 5.0), and
-    # mmpose blurs per map. The kernel never reaches past a frame of width `border`
-    # for pixels inside the crop, and only the inside is ever overwritten.
-    chunk = max(1, min(count, _DARK_CHUNK))
-    padded = np.zeros((chunk, h + 2 * border, w + 2 * border), dtype=np.float32)
-    blurred = np.empty_like(padded)
-    inner = (slice(None), slice(border, border + h), slice(border, border + w))
-    crop = np.empty((count, h, w), dtype=np.float32)
-    size = (kernel, kernel)
-    for start in range(0, count, chunk):
-        stop = min(start + chunk, count)
-        padded[:stop - start][inner] = maps3[start:stop]
-        for m in range(stop - start):
-            out = blurred[m]
-            result = cv2.GaussianBlur(padded[m], size, 0, dst=out)
-            if result is not out:  # a cv2 build that hands back a fresh array
-                out[...] = result
-        crop[start:stop] = blurred[:stop - start][inner]
-    blurred_max = crop.max(axis=(1, 2))
-    # A blurred max of 0 (mmpose divides by zero there) means the blurred map
-    # is <= 0 everywhere; left unscaled it is constant after the clamp, so no
-    # Newton step is taken, which is what mmpose's NaNs amount to for such maps.
-    safe_max = np.where(blurred_max == 0, np.float32(1), blurred_max)
-    ratio = np.where(blurred_max == 0, np.float32(1), original_max / safe_max)
-
-    xy = coords.reshape(count, 2)
-    x = xy[:, 0].astype(np.intp)
-    y = xy[:, 1].astype(np.intp)
-    inside = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
-    x = np.clip(x, 2, w - 3)
-    y = np.clip(y, 2, h - 3)
-    # Rescale, clamp and log are elementwise, so only the 13 values the step reads
-    # need them, not whole maps.
-    values = crop[np.arange(count)[:, None], y[:, None] + _DARK_TAPS[:, 0],
-                  x[:, None] + _DARK_TAPS[:, 1]]
-    values *= ratio.astype(np.float32)[:, None]
-    np.maximum(values, np.float32(1e-10), out=values)
-    np.log(values, out=values)
-    (centre, right, left, down, up, right2, left2, down2, up2,
-     down_right, up_right, down_left, up_left) = values.astype(np.float64).T
-    gx = 0.5 * (right - left)
-    gy = 0.5 * (down - up)
-    hxx = 0.25 * (right2 - 2 * centre + left2)
-    hyy = 0.25 * (down2 - 2 * centre + up2)
-    hxy = 0.25 * (down_right - up_right - down_left + up_left)
-    det = hxx * hyy - hxy * hxy
-    move = inside & (det != 0)
-    safe_det = np.where(move, det, 1.0)
-    # -H^-1 g with the 2x2 inverse written out.
-    offset_x = -(hyy * gx - hxy * gy) / safe_det
-    offset_y = -(hxx * gy - hxy * gx) / safe_det
-    xy[:, 0] += np.where(move, offset_x, 0).astype(coords.dtype)
-    xy[:, 1] += np.where(move, offset_y, 0).astype(coords.dtype)
+def _shift_at(coords: np.ndarray, flat: np.ndarray, at: np.ndarray, inside: np.ndarray,
+              w: int) -> np.ndarray:
+    """The quarter-pixel step of the points at flat indices `at` of the (M, H·W) maps
+    that are `inside`; coords (..., 2) with M points, moved in place."""
+    # One flat take of the four neighbours costs a fraction of 2-D fancy indexing;
+    # clipped indices keep the points not inside in bounds, their values dropped.
+    # Rows: right, left, down, up; they pair up as HRNet's diff (right − left, down − up).
+    around = flat.reshape(-1).take(at + np.array([[1], [-1], [w], [-w]]), mode="clip")
+    step = np.where(inside, np.float32(0.25) * np.sign(around[0::2] - around[1::2]), 0)
+    xy = coords.reshape(-1, 2)
+    xy += step.T.astype(coords.dtype)
     if not np.shares_memory(xy, coords):  # coords that could not be viewed flat
         coords[...] = xy.reshape(coords.shape)
     return coords
@@ -228,7 +132,7 @@ def refine_dark(coords: np.ndarray, heatmaps: np.ndarray, kernel: int = 11) -> n
         return coords  # no pixel satisfies 1 < p < size-2
     maps3 = heatmaps.reshape(n * k, h, w)
     original_max = maps3.max(axis=(1, 2)).astype(np.float32)
-    return _dark(coords, maps3, original_max, kernel)
+    return refine_dark_maps(coords, maps3, original_max, kernel)
 
 
 def flip_back(
@@ -305,11 +209,16 @@ class TopDownDecoder:
                     f"heatmaps hold {n} people but {name} hold {shape[0]}; pass the "
                     f"centers and scales the crops were made with"
                 )
-        coords = _coords(index, maxvals, n, k, w)
+        py, px = np.divmod(index, w)
+        positive = maxvals > 0
+        coords = _coords(px, py, positive, n, k)
         scores = maxvals.astype(np.float32, copy=False).reshape(n, k)
         if self.refine == "shift" and w >= 4 and h >= 4:
-            _shift(coords, flat, h, w)
+            # The rounded coords are the argmax pixels, (0, 0) where the max is <= 0.
+            inside = positive & (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+            _shift_at(coords, flat, np.arange(n * k) * (h * w) + index, inside, w)
         elif self.refine == "dark" and w >= 5 and h >= 5:
-            _dark(coords, flat.reshape(n * k, h, w), scores.reshape(n * k), self.dark_kernel)
+            refine_dark_maps(coords, flat.reshape(n * k, h, w), scores.reshape(n * k),
+                             self.dark_kernel)
         xy = heatmap_to_image(coords, centers, scales, (w, h))
         return xy, scores

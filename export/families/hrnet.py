@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from edgepose.card import DecoderSpec, InputSpec, ModelCard, OutputSpec
-from edgepose.decode.topdown import check_dark_kernel, dark_kernel_for_sigma
+from edgepose.decode.dark import check_dark_kernel, dark_kernel_for_sigma
 from edgepose.errors import CheckpointError, InputError
 from edgepose.keypoints import KEYPOINT_SETS
 from export.checkpoints import read_checkpoint

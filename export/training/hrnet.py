@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from edgepose.decode.topdown import dark_kernel_for_sigma
+from edgepose.decode.dark import dark_kernel_for_sigma
 from edgepose.io import read_image, write_json_atomic
 from edgepose.keypoints import COCO17, KeypointSet, get_keypoint_set
 from edgepose.preprocess import box_to_center_scale

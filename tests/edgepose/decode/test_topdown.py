@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edgepose.decode.dark import check_dark_kernel, dark_kernel_for_sigma
 from edgepose.decode.topdown import (
     TopDownDecoder,
     average_flip,
-    check_dark_kernel,
-    dark_kernel_for_sigma,
     flip_back,
     get_max_preds,
     refine_dark,

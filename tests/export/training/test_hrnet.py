@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from export.training.synthetic import SyntheticConfig, write_coco_dataset
-from edgepose.decode.topdown import TopDownDecoder, dark_kernel_for_sigma
+from edgepose.decode.dark import dark_kernel_for_sigma
+from edgepose.decode.topdown import TopDownDecoder
 from edgepose.errors import InputError
 from edgepose.preprocess import box_to_center_scale
 from export.checkpoints import load_checkpoint_into
