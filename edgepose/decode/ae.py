@@ -84,6 +84,7 @@ import numpy as np
 from edgepose.decode.ae_maps import _float_maps
 from edgepose.decode.ae_match import (TAG_DISTANCES, TIES, check_joint_order, above,
                                       match_by_tag)
+from edgepose.decode.maps import all_finite
 from edgepose.errors import DecodeError, InputError
 
 PRESETS = ("pose-ae-train", "higherhrnet")
@@ -468,7 +469,7 @@ class AeDecoder:
             raise DecodeError(f"tags have D = 0 dimensions (shape {tags.shape}); expected >= 1")
         check_joint_order(self.params.joint_order, heatmaps.shape[0])
         for name, array in (("heatmaps", heatmaps), ("tags", tags)):
-            if not np.isfinite(array.sum(dtype=np.float64)):
+            if not all_finite(array):
                 bad = ~np.isfinite(array)
                 if bad.any():
                     where = tuple(int(v) for v in np.argwhere(bad)[0])

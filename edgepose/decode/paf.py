@@ -56,11 +56,11 @@ import cv2
 import numpy as np
 
 from edgepose.decode.paf_limbs import score_every_limb, score_pairs
-from edgepose.decode.paf_peaks import Peaks, float_maps, heatmap_peaks
+from edgepose.decode.paf_peaks import NonFiniteMap, Peaks, float_maps, heatmap_peaks
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
 from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401
-from edgepose.decode.maps import check_finite
+from edgepose.decode.maps import all_finite, check_finite
 from edgepose.errors import DecodeError, InputError
 from edgepose.keypoints import KeypointSet, get_keypoint_set
 
@@ -169,12 +169,21 @@ def find_peaks(heatmaps: np.ndarray | ImageMaps, params: PafParams = PafParams()
     map) and > params.peak_threshold; its score is the unsmoothed value. A part
     keeps its params.max_peaks_per_part highest-scoring peaks (ties: the first in
     row-major order). One map is worked on at a time (see heatmap_peaks), so an
-    ImageMaps is resized one channel at a time.
+    ImageMaps is resized one channel at a time. DecodeError naming the first NaN
+    or inf, if any: the search reads every value, so it checks them too.
     """
     xy, scores, parts = [], [], []
     counts = np.zeros(len(heatmaps), np.int64)
     for k in range(len(heatmaps)):
-        y, x, score = _part_peaks(heatmaps, k, params)
+        try:
+            y, x, score = _part_peaks(heatmaps, k, params)
+        except NonFiniteMap:
+            if isinstance(heatmaps, np.ndarray):
+                check_finite(heatmaps, "heatmaps", ("channel",))
+            raise DecodeError(
+                f"heatmaps hold NaN/inf values (channel {k}); expected finite network "
+                f"outputs — check the engine's precision and the input normalisation"
+            ) from None
         xy.append(np.stack([x, y], axis=1))
         scores.append(score)
         parts.append(np.full(len(y), k, np.int64))
@@ -422,9 +431,7 @@ class ImageMaps:
                         interpolation=cv2.INTER_CUBIC)
         out = cv2.resize(up[:valid_h, :valid_w], self.image_size, dst=out,
                          interpolation=cv2.INTER_CUBIC)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is what is looked for
-            finite = not self.check or np.isfinite(out.sum(dtype=np.float64))
-        if not finite:
+        if self.check and not all_finite(out):
             y, x = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
             raise DecodeError(
                 f"{self.name} resized to the image hold NaN/inf values (first at channel "
@@ -434,7 +441,9 @@ class ImageMaps:
         return out
 
 
-def _check_maps(maps: object, name: str) -> np.ndarray | ImageMaps:
+def _check_maps(maps: object, name: str, finite: bool = True) -> np.ndarray | ImageMaps:
+    """maps as a (C, H, W) float array, DecodeError otherwise; with `finite`, also
+    DecodeError naming the first NaN/inf."""
     if isinstance(maps, ImageMaps):
         return maps  # checked when made, and each channel when resized
     array = np.asarray(maps)
@@ -444,11 +453,7 @@ def _check_maps(maps: object, name: str) -> np.ndarray | ImageMaps:
         raise DecodeError(f"{name} must be a float array, got dtype {array.dtype}")
     if array.shape[1] < 1 or array.shape[2] < 1:
         raise DecodeError(f"{name} must have H, W >= 1, got shape {array.shape}")
-    # A sum in the maps' own dtype is finite only if every value is, and costs a third
-    # of check_finite's float64 one; an overflow merely sends the maps to the full check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(array.sum())
-    if not finite:
+    if finite:
         check_finite(array, name, ("channel",))
     return array
 
@@ -538,7 +543,9 @@ class PafDecoder:
                 or not (math.isfinite(image_height) and image_height > 0):
             raise DecodeError(f"image_height must be a positive number, got {image_height!r}")
         pafs = _check_maps(pafs, "pafs")
-        heatmaps = _check_maps(heatmaps, "heatmaps")
+        # The peak search reads every part map and refuses a NaN/inf (find_peaks);
+        # only the background channel, which it does not read, is checked here.
+        heatmaps = _check_maps(heatmaps, "heatmaps", finite=False)
         name, k = self.keypoint_set.name, self.num_keypoints
         if pafs.shape[0] != self.paf_channels:
             raise DecodeError(
@@ -556,4 +563,7 @@ class PafDecoder:
                 f"pafs are {pafs.shape[1]}x{pafs.shape[2]} but heatmaps are "
                 f"{heatmaps.shape[1]}x{heatmaps.shape[2]}; expected the same map size"
             )
+        if isinstance(heatmaps, np.ndarray) and len(heatmaps) > k \
+                and not all_finite(heatmaps[k:]):
+            check_finite(heatmaps, "heatmaps", ("channel",))
         return pafs, heatmaps

@@ -6,6 +6,8 @@ the number of parts. Shapes: K keypoints, P peaks, H, W map height and width.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -28,6 +30,11 @@ _FLOAT32_SAFE = 1e30
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 # Pixels per call of the exact test, whose temporaries are ~25 taps wide per pixel.
 _EXACT_CHUNK = 4096
+
+
+class NonFiniteMap(ValueError):
+    """A heatmap holds NaN or inf: found by the max and min the peak search reads anyway,
+    so the decoder need not read the heatmaps once more to check them."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,16 @@ def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
     x = np.arange(-radius, radius + 1)
     phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
     return phi / phi.sum()
+
+
+@functools.lru_cache(maxsize=8)
+def _smoothing_kernels(sigma: float, truncate: float) -> tuple[np.ndarray, np.ndarray]:
+    """gaussian_kernel in float32 and float64, read-only: built once, not once per map."""
+    kernel = gaussian_kernel(sigma, truncate)
+    kernels = kernel.astype(np.float32), kernel
+    for array in kernels:
+        array.flags.writeable = False
+    return kernels
 
 
 def float_maps(maps: object) -> np.ndarray:
@@ -193,7 +210,8 @@ def heatmap_peaks(heatmap: np.ndarray, sigma: float, truncate: float, threshold:
     A peak is a pixel whose smoothed value (SciPy's gaussian_filter, reflect) is
     >= its 4 neighbours (0 outside the map) and > threshold. With limit, only the
     `limit` peaks of highest heatmap value are kept (ties: the first in row-major
-    order), as strongest() on all of them would keep. The map is smoothed and
+    order), as strongest() on all of them would keep. NonFiniteMap if the map
+    holds NaN or inf (every value is read once anyway). The map is smoothed and
     searched a band of rows at a time (a 368x656 map is one band), so memory
     besides the map is one band, plateaus included. The peaks are those of
     SciPy's float64 smoothing, bit for bit: see _band_peaks.
@@ -226,20 +244,23 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
     """
     height = heatmap.shape[0]
     exact = sigma <= 0
-    kernel = None if exact else gaussian_kernel(sigma, truncate)
-    radius = 0 if exact else len(kernel) // 2
+    kernels = None if exact else _smoothing_kernels(float(sigma), float(truncate))
+    radius = 0 if exact else len(kernels[1]) // 2
     # Rows whose smoothed values the band's peak test reads, and the raw rows they read.
     first, last = max(top - 1, 0), min(bottom + 1, height)
     source_top, source_bottom = max(first - radius, 0), min(last + radius, height)
     source = heatmap[source_top:source_bottom]
     row_high = source.max(axis=1)
     high, low = float(row_high.max()), float(source.min())
+    # Both propagate NaN, and an inf is one of them; the bands' sources cover the map.
+    if not (math.isfinite(high) and math.isfinite(low)):
+        raise NonFiniteMap(f"rows {source_top}:{source_bottom} hold NaN/inf values")
     largest = max(high, -low)
     # float32 cannot hold the map: smooth in float64, whose error bound is 2**29 smaller.
     wide = largest > _FLOAT32_SAFE
     unit = 2.0 ** -53 if wide else 2.0 ** -24
     error = 0.0 if exact else (
-        _ERROR_SAFETY * (2 * len(kernel) + 4) * unit * largest + _ERROR_FLOOR)
+        _ERROR_SAFETY * (2 * (2 * radius + 1) + 4) * unit * largest + _ERROR_FLOOR)
     # Gaussian weights are positive and sum to 1 (to rounding): no smoothed value
     # exceeds the largest raw value it reads (by more than `error`), so a row
     # farther than the kernel's radius from every raw value above threshold − error
@@ -265,7 +286,7 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
         # Smoothing only near raw values above the threshold was tried: on a crowded
         # frame the rectangles and their kernel borders cover ~75% of the map, and
         # the many small OpenCV calls cost more than one call on the whole band.
-        kernel = kernel.astype(np.float64 if wide else np.float32)
+        kernel = kernels[1] if wide else kernels[0]
         # OpenCV's reflect equals SciPy's at the map's edges; at a cut inside the map
         # the reflected rows only reach the `radius` rows dropped below.
         smooth = cv2.sepFilter2D(source.astype(kernel.dtype, copy=False), -1, kernel, kernel,
@@ -277,7 +298,8 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
     neighbours = cv2.dilate(smooth, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     values = smooth[top - first:bottom - first]
     neighbours = neighbours[top - first:bottom - first]
-    near = (values > threshold - margin) & (values >= neighbours - 2 * error)
+    near = values >= neighbours - 2 * error
+    near &= values > threshold - margin
     # flatnonzero, then divmod: 2-D nonzero costs ~20x more on a mostly empty mask.
     y, x = np.divmod(np.flatnonzero(near), near.shape[1])
     if not error or not len(y):

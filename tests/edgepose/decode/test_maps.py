@@ -8,7 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edgepose.decode.maps import check_finite, check_permutation, flip_back, resize_channels
+from edgepose.decode.maps import (
+    all_finite,
+    check_finite,
+    check_permutation,
+    flip_back,
+    resize_channels,
+)
 from edgepose.errors import DecodeError, InputError
 
 
@@ -18,6 +24,28 @@ def test_huge_but_finite_float32_maps_pass_silently() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_finite(maps, "heatmaps", ("person", "keypoint"))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "one row"])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_all_finite_sees_every_kind_of_bad_value_in_any_layout(dtype, layout, bad) -> None:
+    maps = np.random.default_rng(0).normal(size=(3, 7, 9)).astype(dtype)
+    if layout == "strided":
+        maps = maps[:, ::2, 1::3]  # OpenCV cannot take it whole: numpy's sum does
+    elif layout == "one row":
+        maps = maps[0, 0]
+    if bad is not None:
+        maps[(-1,) * maps.ndim] = bad  # the last value: a sum that stopped early misses it
+    assert all_finite(maps) is (bad is None)
+
+
+def test_all_finite_overflows_only_to_a_false_alarm_that_check_finite_clears() -> None:
+    # Two float64 maxima overflow any sum: all_finite may say no, the scan then finds
+    # nothing bad and check_finite passes.
+    maps = np.full((1, 2, 2), 1.7e308)
+    assert not all_finite(maps)
+    check_finite(maps, "heatmaps", ("channel",))
 
 
 def test_check_finite_names_the_first_bad_pixel() -> None:
