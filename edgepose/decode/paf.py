@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from edgepose.decode.paf_limbs import score_every_limb, score_pairs
-from edgepose.decode.paf_peaks import NonFiniteMap, Peaks, float_maps, heatmap_peaks
+from edgepose.decode.paf_peaks import NonFiniteMap, Peaks, Scratch, float_maps, heatmap_peaks
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
 from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401
@@ -174,9 +174,10 @@ def find_peaks(heatmaps: np.ndarray | ImageMaps, params: PafParams = PafParams()
     """
     xy, scores, parts = [], [], []
     counts = np.zeros(len(heatmaps), np.int64)
+    scratch = Scratch()
     for k in range(len(heatmaps)):
         try:
-            y, x, score = _part_peaks(heatmaps, k, params)
+            y, x, score = _part_peaks(heatmaps, k, params, scratch)
         except NonFiniteMap:
             if isinstance(heatmaps, np.ndarray):
                 check_finite(heatmaps, "heatmaps", ("channel",))
@@ -194,12 +195,17 @@ def find_peaks(heatmaps: np.ndarray | ImageMaps, params: PafParams = PafParams()
                  parts=np.concatenate(parts or [np.zeros(0, np.int64)]), starts=starts)
 
 
-def _part_peaks(heatmaps: np.ndarray | ImageMaps, part: int, params: PafParams
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """y, x, score of one part's peaks; its map is freed on return, before the next is made."""
-    heatmap = float_maps(heatmaps[part])
+def _part_peaks(heatmaps: np.ndarray | ImageMaps, part: int, params: PafParams,
+                scratch: Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y, x, score of one part's peaks. An ImageMaps channel is resized into a scratch
+    buffer, which the next part's map then overwrites."""
+    if isinstance(heatmaps, ImageMaps):
+        heatmap = heatmaps.resize(part, out=scratch.get("heatmap", heatmaps.shape[1:],
+                                                        np.float32))
+    else:
+        heatmap = float_maps(heatmaps[part])
     y, x = heatmap_peaks(heatmap, params.sigma, params.truncate, params.peak_threshold,
-                         limit=params.max_peaks_per_part)
+                         limit=params.max_peaks_per_part, scratch=scratch)
     return y, x, heatmap[y, x].astype(np.float64)
 
 
@@ -391,7 +397,8 @@ class ImageMaps:
     channel at image size instead of C. ``maps[a:b]`` is an ImageMaps of those
     channels. shape: (C, height, width). With check, the network maps are
     validated as the decoder validates maps (_check_maps) and each resized channel
-    is checked to be finite (a cubic resize can overflow float32).
+    is checked to be finite (a cubic resize can overflow float32). One thread at a
+    time: the ×stride upsampling goes through a scratch buffer the object keeps.
     """
 
     def __init__(self, maps: np.ndarray, stride: int, valid_size: tuple[int, int],
@@ -413,6 +420,10 @@ class ImageMaps:
         self.stride, self.valid_size, self.image_size = stride, valid_size, image_size
         self.name, self.check = name, check
         self.shape = (channels, image_size[1], image_size[0])
+        # The upsampled channel is a scratch buffer kept across calls: a fresh one per
+        # channel makes glibc hand the pages back and fault them in again, which costs
+        # four times the resize itself (1 MB at 368x656).
+        self._upsampled: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -427,8 +438,9 @@ class ImageMaps:
         """Channel `channel` at image size, into `out` when given."""
         _, height, width = self.maps.shape
         valid_w, valid_h = self.valid_size
-        up = cv2.resize(self.maps[channel], (width * self.stride, height * self.stride),
-                        interpolation=cv2.INTER_CUBIC)
+        up = self._upsampled = cv2.resize(self.maps[channel],
+                                          (width * self.stride, height * self.stride),
+                                          dst=self._upsampled, interpolation=cv2.INTER_CUBIC)
         out = cv2.resize(up[:valid_h, :valid_w], self.image_size, dst=out,
                          interpolation=cv2.INTER_CUBIC)
         if self.check and not all_finite(out):
@@ -506,8 +518,17 @@ class PafDecoder:
             scored = score_every_limb(pafs, peaks.xy, [(a, b) for _, a, b, _ in limbs],
                                       [c for *_, c in limbs], image_height, params)
         else:  # ImageMaps: a channel is resized when read, so only the limbs' own are read
-            scored = [score_limbs(pafs[channel_x], pafs[channel_y], peaks.xy[span_a],
-                                  peaks.xy[span_b], image_height, params, prune=True)
+            scratch = Scratch()
+            shape = pafs.shape[1:]
+
+            def channel(index: int, role: str) -> np.ndarray:
+                if isinstance(pafs, ImageMaps):
+                    return pafs.resize(index, out=scratch.get(role, shape, np.float32))
+                return pafs[index]
+
+            scored = [score_limbs(channel(channel_x, "paf_x"), channel(channel_y, "paf_y"),
+                                  peaks.xy[span_a], peaks.xy[span_b], image_height, params,
+                                  prune=True)
                       for _, span_a, span_b, (channel_x, channel_y) in limbs]
         connections = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
                        for _ in self.keypoint_set.skeleton]

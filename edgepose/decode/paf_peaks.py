@@ -37,6 +37,26 @@ class NonFiniteMap(ValueError):
     so the decoder need not read the heatmaps once more to check them."""
 
 
+class Scratch:
+    """Arrays reused from one map to the next within one frame's decoding (one thread).
+
+    A fresh megabyte array per map makes glibc give the pages back and fault them in
+    again: more than the smoothing itself costs, on the ImageMaps path.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A C-contiguous array of `shape` and `dtype`, named for its role; its old
+        contents are left as they are."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size, dtype)
+        return buffer[:size].reshape(shape)
+
+
 @dataclass(frozen=True)
 class Peaks:
     """All heatmap peaks of one frame, in id order: part by part, row-major within a part.
@@ -204,7 +224,8 @@ def _exact_peak_test(heatmap: np.ndarray, y: np.ndarray, x: np.ndarray, sigma: f
 
 
 def heatmap_peaks(heatmap: np.ndarray, sigma: float, truncate: float, threshold: float,
-                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  limit: int | None = None, scratch: Scratch | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(y, x) int64 of the peaks of one (H, W) heatmap, row-major.
 
     A peak is a pixel whose smoothed value (SciPy's gaussian_filter, reflect) is
@@ -214,15 +235,17 @@ def heatmap_peaks(heatmap: np.ndarray, sigma: float, truncate: float, threshold:
     holds NaN or inf (every value is read once anyway). The map is smoothed and
     searched a band of rows at a time (a 368x656 map is one band), so memory
     besides the map is one band, plateaus included. The peaks are those of
-    SciPy's float64 smoothing, bit for bit: see _band_peaks.
+    SciPy's float64 smoothing, bit for bit: see _band_peaks. scratch: buffers to
+    reuse, when several maps are searched one after another.
     """
     heatmap = float_maps(heatmap)
+    scratch = Scratch() if scratch is None else scratch
     height, width = heatmap.shape
     band_rows = max(_BAND_PIXELS // max(width, 1), _MIN_BAND_ROWS)
     ys, xs = np.zeros(0, np.int64), np.zeros(0, np.int64)
     for top in range(0, height, band_rows):
         bottom = min(top + band_rows, height)
-        y, x = _band_peaks(heatmap, top, bottom, sigma, truncate, threshold)
+        y, x = _band_peaks(heatmap, top, bottom, sigma, truncate, threshold, scratch)
         ys = np.concatenate([ys, y + top])
         xs = np.concatenate([xs, x])
         if limit is not None and len(ys) > limit:
@@ -234,7 +257,7 @@ def heatmap_peaks(heatmap: np.ndarray, sigma: float, truncate: float, threshold:
 
 
 def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, truncate: float,
-                threshold: float) -> tuple[np.ndarray, np.ndarray]:
+                threshold: float, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
     """(y − top, x) of the peaks in rows top:bottom of one (H, W) map.
 
     The smoothing runs in float32 (twice as fast as float64 in OpenCV) with a
@@ -290,12 +313,15 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
         # OpenCV's reflect equals SciPy's at the map's edges; at a cut inside the map
         # the reflected rows only reach the `radius` rows dropped below.
         smooth = cv2.sepFilter2D(source.astype(kernel.dtype, copy=False), -1, kernel, kernel,
+                                 dst=scratch.get("smooth", source.shape, kernel.dtype),
                                  borderType=cv2.BORDER_REFLECT)
     smooth = smooth[first - source_top:last - source_top]
     # The largest of the 4 neighbours, 0 outside the block: outside the map where the
     # block meets its edge, and elsewhere only on the rows first and last - 1, which
     # are not tested.
-    neighbours = cv2.dilate(smooth, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    neighbours = cv2.dilate(smooth, _CROSS, dst=scratch.get("neighbours", smooth.shape,
+                                                            smooth.dtype),
+                            borderType=cv2.BORDER_CONSTANT, borderValue=0)
     values = smooth[top - first:bottom - first]
     neighbours = neighbours[top - first:bottom - first]
     near = values >= neighbours - 2 * error
