@@ -17,19 +17,30 @@ must return the same peaks, scores and people before anything is timed.
 
 Workloads: "whole step" is what issue 25's goal is about (input validation,
 smoothing and peak NMS, limb scoring, matching and assembly); "peaks" is the
-smoothing and NMS alone; "grouping" is from the peaks to the people. OpenCV runs
-on one thread. Times are medians of --repeats runs in one process; figures depend
-on the machine and its load (the load average is recorded).
+smoothing and NMS alone; "grouping" is from the peaks to the people. "from
+network maps" is the step as the pipeline runs it and as the port's
+Body.__call__ does: from the network's 23x41 maps of the recorded "30 people"
+case (paf_reference.NETWORK_CASES, whose official outputs test_paf_official.py
+pins), the port resizing all 57 channels at once channel-last, edgepose through
+ImageMaps one channel at a time (the same people; scores a float32 rounding
+apart, as that test allows). OpenCV and the BLAS run on one thread. Times are
+medians of --repeats runs in one process; figures depend on the machine and its
+load (the load average is recorded).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+import os
 
-import cv2
-import numpy as np
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"  # before numpy loads: the goal is single-threaded
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
@@ -42,7 +53,7 @@ from benchmarks.timing import (  # noqa: E402
     timing_fields,
     write_report,
 )
-from edgepose.decode.paf import PafDecoder, PafParams, find_peaks  # noqa: E402
+from edgepose.decode.paf import ImageMaps, PafDecoder, PafParams, find_peaks  # noqa: E402
 from edgepose.keypoints import COCO18  # noqa: E402
 
 DEFAULT_JSON = ROOT / "out" / "benchmarks" / "paf_grouping.json"
@@ -93,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             and np.array_equal(rows[:, :-2], ref_rows[:, :-2])
             and np.array_equal(rows[:, -1], ref_rows[:, -1])
             and np.allclose(rows[:, -2], ref_rows[:, -2], rtol=0, atol=1e-9))
-    if not same:
+    network = network_workload(ref, decoder, params)
+    if not same or network is None:
         print(f"paf_grouping: error: edgepose and {REFERENCE} disagree", file=sys.stderr)
         return 1
 
@@ -104,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                   lambda: ref.peaks_reference(parts, params)),
         "grouping": (lambda: decoder.connect(pafs, peaks, height),
                      lambda: ref.group_reference(ref_peaks, pafs, COCO18, height, params)),
+        "from network maps": network,
     }
     results = time_stages(stages, args.repeats)
 
@@ -131,16 +144,44 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def network_workload(ref, decoder: PafDecoder, params: PafParams):
+    """(edgepose, reference) calls decoding the recorded 30-person case from network maps,
+    or None when they do not find the same peaks and people."""
+    case = ref.NETWORK_CASES["30 people"]
+    net_pafs, net_heatmaps = ref.network_case_maps(case)
+    height, width = case["image"]
+    valid = tuple(case["valid"])
+
+    def edgepose():
+        return decoder.group(ImageMaps(net_pafs, 8, valid, (width, height), name="pafs"),
+                             ImageMaps(net_heatmaps, 8, valid, (width, height),
+                                       name="heatmaps"), height)
+
+    def reference():
+        return ref.decode_reference(ref.ports_resize(net_pafs, case),
+                                    ref.ports_resize(net_heatmaps, case), COCO18, height, params)
+
+    peaks, rows = edgepose()
+    ref_peaks, ref_rows = reference()
+    flat = np.array([p[:3] for part in ref_peaks for p in part], np.float64).reshape(-1, 3)
+    same = (len(flat) == len(peaks) > 0 and rows.shape == ref_rows.shape
+            and np.array_equal(peaks.xy, flat[:, :2])
+            and np.allclose(peaks.scores, flat[:, 2], rtol=0, atol=1e-6)
+            and np.array_equal(rows[:, :-2], ref_rows[:, :-2])
+            and np.array_equal(rows[:, -1], ref_rows[:, -1]))
+    return (edgepose, reference) if same else None
+
+
 def print_table(results: dict[str, dict[str, float]]) -> None:
     """workload | official (reference) ms | edgepose ms | ratio | goal, then the issue's figures."""
-    print(f"{'workload':<12}{'official (reference) ms':>25}{'edgepose ms':>13}{'ratio':>9}"
+    print(f"{'workload':<18}{'official (reference) ms':>25}{'edgepose ms':>13}{'ratio':>9}"
           f"{f'goal >= {GOAL:g}x':>15}   when filed: official / edgepose / ratio")
     for name, r in results.items():
         goal = ("met" if r["ratio"] >= GOAL else "NOT met") if name == "whole step" else "-"
         official, edgepose, ratio = FILED.get(name, (None, None, None))
         filed = " / ".join("-" if v is None else f"{v:,.0f} ms" for v in (official, edgepose))
         filed += f" / {ratio:g}x" if ratio is not None else ""
-        print(f"{name:<12}{r['reference_ms']:>25.1f}{r['vectorised_ms']:>13.2f}"
+        print(f"{name:<18}{r['reference_ms']:>25.1f}{r['vectorised_ms']:>13.2f}"
               f"{r['ratio']:>8.1f}x{goal:>15}   {filed if ratio is not None else '-'}")
 
 

@@ -130,7 +130,8 @@ def gaussian_smooth_at(maps: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.nda
                        sigma: float, truncate: float = 4.0) -> np.ndarray:
     """SciPy's float64 gaussian_filter value at pixels (k, y, x), bit for bit.
 
-    maps: (K, H, W); k, y, x: (P,) int. Returns (P,) float64. SciPy filters axis 0
+    maps: (K, H, W); k, y, x: (P,) pixel indices (whole-valued floats are cast).
+    Returns (P,) float64. SciPy filters axis 0
     then axis 1, each output starting at centre·w0 and adding (left_j + right_j)·w_j
     from the outermost tap inwards; the same operations in the same order give
     its result.

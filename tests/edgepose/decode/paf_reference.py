@@ -327,6 +327,18 @@ NETWORK_CASES = {
 }
 
 
+def ports_resize(maps: np.ndarray, case: dict) -> np.ndarray:
+    """The port's resize of a NETWORK_CASES entry's maps: all channels at once,
+    channel-last, x8 cubic, cropped to the valid part, cubic to the image; (C, H, W)."""
+    import cv2
+
+    height, width = case["image"]
+    valid_w, valid_h = case["valid"]
+    hwc = cv2.resize(maps.transpose(1, 2, 0), (0, 0), fx=8, fy=8,
+                     interpolation=cv2.INTER_CUBIC)[:valid_h, :valid_w]
+    return cv2.resize(hwc, (width, height), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
+
+
 def network_case_maps(case: dict) -> tuple[np.ndarray, np.ndarray]:
     """(pafs (38, h, w), heatmaps (19, h, w)) float32 network outputs of a NETWORK_CASES entry."""
     from edgepose.keypoints import COCO18

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edgepose.decode import dark
-from edgepose.decode.topdown import refine_dark
+from edgepose.decode.topdown import TopDownDecoder, refine_dark
+from edgepose.preprocess import heatmap_to_image
 
 
 def mmpose_blurred(hm: np.ndarray, kernel: int) -> np.ndarray:
@@ -73,20 +74,43 @@ def test_patch_blur_equals_opencvs_whole_map_blur(kernel):
 
 
 def test_blur_weights_are_the_ones_gaussianblur_applies():
-    # A unit impulse blurred by OpenCV is the outer product of its 1-D weights.
+    # A unit impulse blurred by OpenCV is the outer product of its float32 weights,
+    # each product rounded once to float32.
     for kernel in (3, 5, 9, 11, 17, 25):
         impulse = np.zeros((kernel, kernel), np.float32)
         impulse[kernel // 2, kernel // 2] = 1
         blurred = cv2.GaussianBlur(impulse, (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT)
         weights = dark.blur_weights(kernel)
-        np.testing.assert_allclose(blurred, np.outer(weights, weights), rtol=1e-6, atol=1e-9)
+        assert weights.dtype == np.float64
+        np.testing.assert_array_equal(weights, weights.astype(np.float32))
+        np.testing.assert_array_equal(blurred, np.outer(weights, weights).astype(np.float32))
+
+
+@pytest.fixture(params=["patch", "whole map"])
+def dark_path(request, monkeypatch):
+    """Run the fast path in chunks of 16 maps, or send every map through mmpose's
+    whole-map path (as if no patch were clear of the clamp), in chunks of 64."""
+    if request.param == "patch":
+        monkeypatch.setattr(dark, "_PATCH_CHUNK", 16)
+        # Bright maps must all take the patch: the whole-map path would give the same
+        # answer, so only this sees the fast path lost.
+        monkeypatch.setattr(dark, "_whole_map_logs", None)
+    else:
+        patch_taps = dark._patch_taps
+
+        def nothing_clear(*args):
+            taps, _ = patch_taps(*args)
+            return taps, np.zeros(len(taps), dtype=bool)
+
+        monkeypatch.setattr(dark, "_patch_taps", nothing_clear)
+    return request.param
 
 
 @pytest.mark.parametrize("kernel", [5, 11, 17])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_refine_dark_matches_mmpose_on_noisy_blobs_anywhere(kernel, seed):
+def test_refine_dark_matches_mmpose_on_noisy_blobs_anywhere(kernel, seed, dark_path):
     rng = np.random.default_rng(seed)
-    count, height, width = 60, 64, 48
+    count, height, width = 150, 64, 48  # more than one chunk on either path
     maps = np.stack([blob(height, width, rng.uniform(-1, width), rng.uniform(-1, height),
                           sigma=rng.uniform(1.0, 3.0))
                      + rng.uniform(0, 0.05, size=(height, width)).astype(np.float32)
@@ -156,3 +180,18 @@ def test_negative_and_flat_maps_with_given_coords_follow_mmpose():
             np.testing.assert_allclose(refined[m], (x, y), atol=1e-4)
         else:
             np.testing.assert_array_equal(refined[m], (10.0, 10.0))
+
+
+def test_the_decoder_sends_faint_maps_through_the_whole_map_path_too():
+    # TopDownDecoder hands refine_dark_maps its maxima; a faint map needs them.
+    height, width = 32, 32
+    maps = np.stack([blob(height, width, 14.3, 15.6), blob(height, width, 9.7, 20.2,
+                                                            amplitude=2e-10)])
+    centers = np.float32([[100, 100]])
+    scales = np.float32([[1.0, 1.0]])
+    xy, _ = TopDownDecoder("dark", 11).decode(maps[None], centers, scales)
+    coords = argmax_xy(maps)
+    expected = np.array([mmpose_dark(maps[m], *coords[m], 11) for m in range(2)])
+    np.testing.assert_allclose(xy[0], heatmap_to_image(expected[None], centers, scales,
+                                                       (width, height))[0], atol=1e-3)
+    assert np.abs(expected[1] - coords[1]).max() > 0.05  # the faint map's step counts

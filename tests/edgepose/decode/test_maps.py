@@ -40,6 +40,26 @@ def test_all_finite_sees_every_kind_of_bad_value_in_any_layout(dtype, layout, ba
     assert all_finite(maps) is (bad is None)
 
 
+@pytest.mark.parametrize("values, dtype, finite", [
+    ((3e38, 3e38), np.float32, True),        # a float64 sum holds them
+    ((1.7e308, 1.7e308), np.float64, False),  # overflows: a false alarm, without a warning
+    ((np.inf, -np.inf), np.float32, False),   # inf - inf: NaN, without a warning
+])
+def test_all_finite_neither_warns_on_overflow_nor_on_inf_minus_inf(values, dtype,
+                                                                     finite) -> None:
+    # Strided maps go through numpy's sum, where both would warn.
+    maps = np.zeros((2, 4, 6), dtype)
+    maps[0, 0, 0], maps[1, 2, 4] = values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all_finite(maps[:, :, ::2]) is finite
+
+
+def test_all_finite_sums_float16_wider_than_float16() -> None:
+    # 3000 x 100 is past float16's 65504: summed in float16 it would be a false alarm.
+    assert all_finite(np.full((3, 2000), 100.0, np.float16)[:, ::2])
+
+
 def test_all_finite_overflows_only_to_a_false_alarm_that_check_finite_clears() -> None:
     # Two float64 maxima overflow any sum: all_finite may say no, the scan then finds
     # nothing bad and check_finite passes.

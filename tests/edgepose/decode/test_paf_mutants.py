@@ -155,6 +155,16 @@ def test_gaussian_smooth_at_takes_coordinates_of_any_shape():
                            expected[0, 5, 0]]
 
 
+def test_gaussian_smooth_at_takes_whole_float_coordinates_as_pixels():
+    # Coordinates computed in floats (3.0, not 3) name the same pixels; numpy would
+    # refuse float indices, so the function casts them.
+    maps = np.random.default_rng(6).random((2, 9, 9))
+    expected = _scipy(maps, 1.5, 4.0)
+    at = gaussian_smooth_at(maps, np.array([1.0, 0.0]), np.array([3.0, 8.0]),
+                            np.array([4.0, 0.0]), 1.5)
+    assert at.tolist() == [expected[1, 3, 4], expected[0, 8, 0]]
+
+
 # ---------------------------------------------------------------------------
 # strongest
 # ---------------------------------------------------------------------------

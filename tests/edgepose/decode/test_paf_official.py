@@ -17,7 +17,6 @@ outputs, and ``body(np.zeros((H, W, 3), np.uint8))``), for each NETWORK_CASES en
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -45,15 +44,6 @@ def _case_maps(official, name):
     return case, pafs, heatmaps
 
 
-def _ports_resize(maps, case):
-    """The port's resize of all channels at once, channel-last: (C, H, W) float32."""
-    height, width = case["image"]
-    valid_w, valid_h = case["valid"]
-    hwc = cv2.resize(maps.transpose(1, 2, 0), (0, 0), fx=8, fy=8,
-                     interpolation=cv2.INTER_CUBIC)[:valid_h, :valid_w]
-    return cv2.resize(hwc, (width, height), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
-
-
 def _assert_official(official, name, peaks_xy, peak_scores, rows, atol):
     candidate, subset = official[f"{name}/candidate"], official[f"{name}/subset"]
     np.testing.assert_array_equal(peaks_xy, candidate[:, :2])
@@ -77,7 +67,7 @@ def test_edgepose_returns_the_official_outputs_bit_for_bit(official, name):
     # Given the maps the port resized, every peak, score and person is the port's.
     case, pafs, heatmaps = _case_maps(official, name)
     decoder = PafDecoder(COCO18, PafParams.python())
-    peaks, rows = decoder.group(_ports_resize(pafs, case), _ports_resize(heatmaps, case),
+    peaks, rows = decoder.group(ref.ports_resize(pafs, case), ref.ports_resize(heatmaps, case),
                                 case["image"][0])
     _assert_official(official, name, peaks.xy, peaks.scores, rows, atol=0)
 
@@ -98,7 +88,7 @@ def test_edgepose_on_image_maps_returns_the_official_people(official, name):
 @pytest.mark.parametrize("name", sorted(ref.NETWORK_CASES))
 def test_the_reference_returns_the_official_outputs(official, name):
     case, pafs, heatmaps = _case_maps(official, name)
-    peaks, rows = ref.decode_reference(_ports_resize(pafs, case), _ports_resize(heatmaps, case),
+    peaks, rows = ref.decode_reference(ref.ports_resize(pafs, case), ref.ports_resize(heatmaps, case),
                                        COCO18, case["image"][0], PafParams.python())
     flat = np.array([p for part in peaks for p in part], np.float64).reshape(-1, 4)
     _assert_official(official, name, flat[:, :2], flat[:, 2], rows, atol=0)

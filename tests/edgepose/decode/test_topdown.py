@@ -684,3 +684,43 @@ def test_flip_back_shifts_by_default_like_hrnet():
         flip_back(flipped[0], perm)
     with pytest.raises(DecodeError, match="same batch of crops"):
         average_flip(heatmaps, flipped[:1], perm)
+
+
+def test_refine_shift_moves_each_map_of_a_batch_by_its_own_neighbours():
+    rng = np.random.default_rng(11)
+    heatmaps = rng.normal(size=(3, 4, 12, 10)).astype(np.float32)
+    coords, _ = get_max_preds(heatmaps)
+    expected = np.array([[ref_shift(heatmaps[n, k], *coords[n, k]) for k in range(4)]
+                         for n in range(3)], np.float32)
+    refine_shift(coords, heatmaps)
+    np.testing.assert_array_equal(coords, expected)
+    assert np.any(coords % 1 != 0)  # some points did move
+
+
+@pytest.mark.parametrize("refine", [refine_shift, refine_dark])
+def test_refiners_write_back_into_coords_that_are_not_contiguous(refine):
+    rng = np.random.default_rng(12)
+    heatmaps = np.stack([gaussian(rng.uniform(5, 40), rng.uniform(5, 58))
+                         for _ in range(6)]).reshape(2, 3, H, W)
+    start, _ = get_max_preds(heatmaps)
+    # Fortran order: no (N·K, 2) view of it exists, so it is refined through a copy,
+    # which must come back.
+    coords = np.asfortranarray(start)
+    assert not np.shares_memory(coords.reshape(-1, 2), coords)
+    expected = refine(start.copy(), heatmaps)
+    refined = refine(coords, heatmaps)
+    assert refined is coords
+    np.testing.assert_array_equal(coords, expected)
+    assert not np.array_equal(expected, start)
+
+
+def test_a_map_whose_maximum_is_exactly_zero_decodes_to_the_origin_like_hrnet():
+    # get_max_preds masks with maxvals > 0: a maximum of exactly 0 zeroes the coords.
+    hm = np.full((1, 1, 8, 8), -1.0, np.float32)
+    hm[0, 0, 5, 3] = 0.0
+    centers, scales = np.float32([[50, 60]]), np.float32([[0.32, 0.32]])
+    for refine in ("none", "shift", "dark"):
+        xy, scores = TopDownDecoder(refine).decode(hm, centers, scales)
+        ref_xy, ref_scores = ref_decode(hm, centers, scales, refine)
+        np.testing.assert_allclose(xy, ref_xy, atol=1e-4)
+        assert scores[0, 0] == 0.0
