@@ -391,6 +391,22 @@ def test_assemble_does_not_merge_people_sharing_a_part_held_by_peak_0(first, sec
     np.testing.assert_array_equal(rows, expected)
 
 
+def test_assemble_forgets_peak_0_once_it_is_overwritten():
+    # The cycle 1-0, 1-2, 2-0 overwrites the person's part 0 (peak 0) with peak 1 on
+    # its closing limb; a later limb from peak 0 must find nobody holding it, as the
+    # port's search of the current rows finds, and start a new person.
+    skeleton = [(1, 0), (1, 2), (2, 0), (0, 3)]
+    connections = [(np.array([a]), np.array([b]), np.array([0.5]))
+                   for a, b in ((2, 0), (2, 3), (3, 1), (0, 4))]
+    params = PafParams(min_parts=0, min_mean_score=-1.0)
+    rows = assemble(connections, skeleton, np.ones(5), 4, params)
+    expected = ref.assemble_reference(
+        [list(zip(a.tolist(), b.tolist(), s.tolist())) for a, b, s in connections],
+        skeleton, [1.0] * 5, 4, params)
+    assert expected[:, :4].tolist() == [[1, 2, 3, -1], [0, -1, -1, 4]]
+    np.testing.assert_array_equal(rows, expected)
+
+
 def test_image_maps_accept_maps_that_exactly_cover_the_image():
     # 4 x 5 maps at stride 8 cover 32 x 40 input pixels: enough for a 40 x 32 image.
     maps = np.random.default_rng(0).random((2, 4, 5)).astype(np.float32)

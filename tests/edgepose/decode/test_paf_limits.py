@@ -28,6 +28,7 @@ from tests.edgepose.decode import paf_reference as ref  # noqa: E402 - after the
 K = COCO18.num_keypoints
 PRESETS = {"python": PafParams.python(), "cmu": PafParams.cmu()}
 STRIDE = 8
+K_PARTS = COCO18.num_keypoints
 
 
 def _uncapped(params):
@@ -209,3 +210,32 @@ def test_frames_above_the_pixel_limit_are_refused_before_any_work(height, width,
     with pytest.raises(InputError, match=rf"frame of {width}x{height} = {height * width} pixels "
                                          rf"is above the limit of {MAX_FRAME_PIXELS} pixels"):
         check_frame(frame)
+
+
+def test_image_maps_keep_one_upsampling_buffer_and_decode_through_scratch(monkeypatch):
+    # A fresh megabyte per channel costs page faults worth more than the resize: the
+    # upsampled channel stays in one buffer, and the decoder hands resize a scratch
+    # buffer per role instead of letting it allocate.
+    maps = np.random.default_rng(1).random((4, 12, 20)).astype(np.float32)
+    lazy = ImageMaps(maps, STRIDE, (150, 90), (211, 127))
+    lazy[0]
+    kept = lazy._upsampled
+    lazy[3]
+    assert lazy._upsampled is kept
+
+    outs = []
+    real = ImageMaps.resize
+
+    def spy(self, channel, out=None):
+        outs.append(out)
+        return real(self, channel, out=out)
+
+    monkeypatch.setattr(ImageMaps, "resize", spy)
+    scene = ref.make_scene(COCO18, 4, (15, 20), 3, heights=(5, 12), sigma=1.0, paf_width=1.0)
+    image = valid = (160, 120)
+    decoder = PafDecoder(COCO18, PafParams.python())
+    peaks, rows = decoder.group(ImageMaps(scene.pafs, STRIDE, valid, image),
+                                ImageMaps(scene.heatmaps, STRIDE, valid, image), image[1])
+    assert len(rows) >= 2 and len(outs) > K_PARTS
+    assert all(out is not None for out in outs)
+    assert len({out.__array_interface__["data"][0] for out in outs}) == 3  # heatmap, x, y

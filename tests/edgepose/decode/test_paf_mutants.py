@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from edgepose.decode.paf import ImageMaps, PafDecoder, resize_maps_to_image
-from edgepose.decode.paf_peaks import gaussian_smooth, gaussian_smooth_at, strongest
+from edgepose.decode.paf_peaks import (
+    gaussian_smooth,
+    gaussian_smooth_at,
+    gaussian_smooth_tile,
+    strongest,
+)
 from edgepose.errors import DecodeError
 
 scipy_ndimage = pytest.importorskip("scipy.ndimage")
@@ -153,6 +158,16 @@ def test_gaussian_smooth_at_takes_coordinates_of_any_shape():
     at = gaussian_smooth_at(maps, [[0, 1], [1, 0]], [[0, 8], [2, 5]], [[1, 1], [7, 0]], 1.5)
     assert at.tolist() == [expected[0, 0, 1], expected[1, 8, 1], expected[1, 2, 7],
                            expected[0, 5, 0]]
+
+
+@pytest.mark.parametrize("sigma, truncate", [(0.8, 4.0), (1.0, 4.0), (3.0, 4.0), (2.0, 1.5)])
+def test_gaussian_smooth_tile_is_scipys_bit_for_bit(sigma, truncate):
+    maps = np.random.default_rng(7).random((1, 17, 23)).astype(np.float32)
+    expected = _scipy(maps, sigma, truncate)[0]
+    for rows, cols in ((slice(0, 17), slice(0, 23)), (slice(0, 4), slice(19, 23)),
+                       (slice(6, 9), slice(2, 12))):
+        tile = gaussian_smooth_tile(maps[0], rows, cols, sigma, truncate)
+        np.testing.assert_array_equal(tile, expected[rows, cols])
 
 
 def test_gaussian_smooth_at_takes_whole_float_coordinates_as_pixels():

@@ -156,3 +156,69 @@ def test_rows_up_to_the_kernels_radius_beyond_a_band_cut_count(small_bands):
     y, x = heatmap_peaks(heatmap, 3.0, 4.0, 0.1)
     assert list(zip(x.tolist(), y.tolist())) == [(18, 40), (18, 51)]
     _assert_same(heatmap)
+
+
+def test_values_beyond_float32_are_smoothed_in_float64():
+    # 1e300 is inf in float32: a float32 smoothing would tie every pixel of the blob.
+    heatmap = _blobs(np.random.default_rng(10), (50, 60), 6, dtype=np.float64) * 1e300
+    assert _assert_same(heatmap, threshold=0.1e300) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 5])
+def test_huge_negative_values_count_in_the_error_bound(seed):
+    # A field of values near -1e35 (a few pixels of 0.5 on it) and a threshold below
+    # it: the local maxima of its smoothing differ from their neighbours by less than
+    # float32's rounding of 1e35-sized sums. A bound from the most positive value
+    # (0.5) would let float32 decide them; from the largest magnitude it sends them to
+    # SciPy's values (with the positive one, 8 of 20 seeds differed from SciPy).
+    rng = np.random.default_rng(seed)
+    heatmap = rng.uniform(-1e35, -0.99e35, (120, 120)).astype(np.float32)
+    heatmap[::7, ::5] = 0.5
+    assert _assert_same(heatmap, threshold=-1e36) > 100
+
+
+def test_a_band_whose_hot_rows_lie_only_in_the_next_band_finds_nothing(small_bands):
+    # A blob from 12 rows below the first band's cut (40): the first band reads its
+    # top row, the last within the kernel's reach, but none of its own rows can be
+    # lifted above the threshold.
+    heatmap = np.zeros((80, 37), np.float32)
+    heatmap[52:55, 17:20] = 1.0
+    assert _assert_same(heatmap) == 1
+
+
+def test_plateaus_on_the_left_and_top_edges_are_decided_on_scipys_values():
+    # A flat plateau touching column 0 and row 0: its smoothed values tie but for
+    # rounding, so its pixels go to the exact test with neighbours outside the map.
+    heatmap = np.zeros((30, 40), np.float32)
+    heatmap[0:6, 0:5] = 0.8
+    heatmap[12:20, 0:3] = 0.6
+    assert _assert_same(heatmap) >= 1
+
+
+def test_scratch_hands_back_the_same_memory_for_a_role_until_it_must_grow():
+    scratch = paf_peaks.Scratch()
+    first = scratch.get("smooth", (4, 5), np.float32)
+    assert first.shape == (4, 5) and first.dtype == np.float32 and first.flags.c_contiguous
+    assert np.shares_memory(scratch.get("smooth", (4, 5), np.float32), first)
+    assert np.shares_memory(scratch.get("smooth", (2, 5), np.float32), first)  # smaller
+    assert not np.shares_memory(scratch.get("neighbours", (4, 5), np.float32), first)
+    wider = scratch.get("smooth", (4, 6), np.float32)
+    assert wider.shape == (4, 6) and not np.shares_memory(wider, first)
+    assert scratch.get("smooth", (4, 6), np.float64).dtype == np.float64
+
+
+def test_find_peaks_of_no_maps_is_empty_with_the_documented_dtypes():
+    from edgepose.decode.paf import PafParams, find_peaks
+
+    for maps in (np.zeros((0, 6, 7), np.float32), np.zeros((2, 6, 7), np.float32)):
+        peaks = find_peaks(maps, PafParams())
+        assert peaks.xy.shape == (0, 2) and peaks.xy.dtype == np.int64
+        assert peaks.scores.shape == (0,) and peaks.scores.dtype == np.float64
+        assert peaks.parts.shape == (0,) and peaks.parts.dtype == np.int64
+        assert peaks.starts.tolist() == [0] * (len(maps) + 1)
+        assert peaks.starts.dtype == np.int64
+    maps = np.zeros((2, 20, 20), np.float32)
+    maps[1, 8:11, 8:11] = 1.0
+    peaks = find_peaks(maps, PafParams())
+    assert peaks.xy.tolist() == [[9, 9]] and peaks.parts.tolist() == [1]
+    assert peaks.xy.dtype == peaks.parts.dtype == peaks.starts.dtype == np.int64
