@@ -6,6 +6,8 @@ synthetic OpenPose maps, for the Python-port and the CMU presets.
 """
 
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -166,6 +168,22 @@ def test_the_references_own_smoother_equals_scipy(monkeypatch):
     monkeypatch.setattr(ref, "_scipy_gaussian", None)
     np.testing.assert_array_equal(ref.smooth_reference(image, 3.0, 4.0),
                                   ndimage.gaussian_filter(image, 3.0))
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.0, -0.5])
+def test_the_ports_shifted_map_peaks_are_the_pixel_loops(threshold):
+    # The benchmarks time peaks_as_the_port (the official code's speed); the tests
+    # trust peaks_reference. Blobs, a flat plateau on the border, noise, and a
+    # threshold that lets every pixel through.
+    rng = np.random.default_rng(3)
+    maps = ref.make_scene(COCO18, 5, (40, 50), 1, heights=(15, 30), sigma=2.0,
+                          paf_width=2.0, noise=0.05).heatmaps[:6].copy()
+    maps[2, 0:6, 0:9] = 0.7
+    maps[3] = rng.uniform(-1, 1, (40, 50))
+    params = dataclasses.replace(PafParams(), peak_threshold=threshold)
+    expected = ref.peaks_reference(maps, params)
+    assert sum(map(len, expected)) > 10
+    assert ref.peaks_as_the_port(maps, params) == expected
 
 
 @pytest.mark.parametrize("seed", range(4))

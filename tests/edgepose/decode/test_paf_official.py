@@ -85,11 +85,13 @@ def test_edgepose_on_image_maps_returns_the_official_people(official, name):
     _assert_official(official, name, peaks.xy, peaks.scores, rows, atol=1e-6)
 
 
+@pytest.mark.parametrize("find_peaks", [ref.peaks_reference, ref.peaks_as_the_port])
 @pytest.mark.parametrize("name", sorted(ref.NETWORK_CASES))
-def test_the_reference_returns_the_official_outputs(official, name):
+def test_the_reference_returns_the_official_outputs(official, name, find_peaks):
     case, pafs, heatmaps = _case_maps(official, name)
-    peaks, rows = ref.decode_reference(ref.ports_resize(pafs, case), ref.ports_resize(heatmaps, case),
-                                       COCO18, case["image"][0], PafParams.python())
+    peaks, rows = ref.decode_reference(ref.ports_resize(pafs, case),
+                                       ref.ports_resize(heatmaps, case), COCO18,
+                                       case["image"][0], PafParams.python(), find_peaks)
     flat = np.array([p for part in peaks for p in part], np.float64).reshape(-1, 4)
     _assert_official(official, name, flat[:, :2], flat[:, 2], rows, atol=0)
     np.testing.assert_array_equal(flat[:, 3], np.arange(len(flat)))  # ids, as the port's
