@@ -94,15 +94,15 @@ def refine_shift(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
 def _shift(coords: np.ndarray, flat: np.ndarray, h: int, w: int) -> np.ndarray:
     px = np.floor(coords[..., 0] + 0.5).astype(np.intp).reshape(-1)
     py = np.floor(coords[..., 1] + 0.5).astype(np.intp).reshape(-1)
+    return _shift_at(coords, flat, px, py, h, w)
+
+
+def _shift_at(coords: np.ndarray, flat: np.ndarray, px: np.ndarray, py: np.ndarray,
+              h: int, w: int) -> np.ndarray:
+    """The quarter-pixel step of M points at pixels (px, py) of the (M, H·W) maps;
+    coords (..., 2) with M points, moved in place."""
     inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
     at = np.arange(flat.shape[0]) * (h * w) + py * w + px
-    return _shift_at(coords, flat, at, inside, w)
-
-
-def _shift_at(coords: np.ndarray, flat: np.ndarray, at: np.ndarray, inside: np.ndarray,
-              w: int) -> np.ndarray:
-    """The quarter-pixel step of the points at flat indices `at` of the (M, H·W) maps
-    that are `inside`; coords (..., 2) with M points, moved in place."""
     # One flat take of the four neighbours costs a fraction of 2-D fancy indexing;
     # clipped indices keep the points not inside in bounds, their values dropped.
     # Rows: right, left, down, up; they pair up as HRNet's diff (right − left, down − up).
@@ -215,8 +215,7 @@ class TopDownDecoder:
         scores = maxvals.astype(np.float32, copy=False).reshape(n, k)
         if self.refine == "shift" and w >= 4 and h >= 4:
             # The rounded coords are the argmax pixels, (0, 0) where the max is <= 0.
-            inside = positive & (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
-            _shift_at(coords, flat, np.arange(n * k) * (h * w) + index, inside, w)
+            _shift_at(coords, flat, px * positive, py * positive, h, w)
         elif self.refine == "dark" and w >= 5 and h >= 5:
             refine_dark_maps(coords, flat.reshape(n * k, h, w), scores.reshape(n * k),
                              self.dark_kernel)
