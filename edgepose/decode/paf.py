@@ -27,7 +27,9 @@ Deliberate differences from the port, none of which changes its results:
   float64 values; pixels whose peak test is within that bound of a tie are
   re-evaluated with SciPy's exact arithmetic, so the peaks are SciPy's bit for
   bit, ties on plateaus included. Rows far from any raw value above the
-  threshold are not smoothed at all (paf_peaks.heatmap_peaks).
+  threshold are not smoothed at all (paf_peaks.heatmap_peaks). From network
+  maps (ImageMaps), resize and smoothing are two small products per heatmap
+  (paf_smoothing), with their own bound, settled the same way.
 - Limb pairs are scored all limbs at once when the PAFs are one array, and a
   pair whose two middle samples already fail the 0.8 criterion is refused
   without reading the rest (paf_limbs.score_pairs): the accepted pairs and their
@@ -56,7 +58,9 @@ import cv2
 import numpy as np
 
 from edgepose.decode.paf_limbs import score_every_limb, score_pairs
-from edgepose.decode.paf_peaks import NonFiniteMap, Peaks, Scratch, float_maps, heatmap_peaks
+from edgepose.decode.paf_peaks import (NonFiniteMap, Peaks, Scratch, float_maps, heatmap_peaks,
+                                       smoothed_map_peaks)
+from edgepose.decode.paf_smoothing import FLOAT32_SAFE, resize_gain, smooth_network_map
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
 from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401
@@ -202,6 +206,12 @@ def _part_peaks(heatmaps: np.ndarray | ImageMaps, part: int, params: PafParams,
     if isinstance(heatmaps, ImageMaps):
         heatmap = heatmaps.resize(part, out=scratch.get("heatmap", heatmaps.shape[1:],
                                                         np.float32))
+        smoothed = heatmaps.smoothed(part, params.sigma, params.truncate,
+                                     out=scratch.get("smooth", heatmaps.shape[1:], np.float32))
+        if smoothed is not None:
+            y, x = smoothed_map_peaks(*smoothed, heatmap, params.sigma, params.truncate,
+                                      params.peak_threshold, params.max_peaks_per_part, scratch)
+            return y, x, heatmap[y, x].astype(np.float64)
     else:
         heatmap = float_maps(heatmaps[part])
     y, x = heatmap_peaks(heatmap, params.sigma, params.truncate, params.peak_threshold,
@@ -420,6 +430,13 @@ class ImageMaps:
         self.stride, self.valid_size, self.image_size = stride, valid_size, image_size
         self.name, self.check = name, check
         self.shape = (channels, image_size[1], image_size[0])
+        # A cubic resize of finite values can only go non-finite by overflowing: the
+        # channels whose largest value cannot overflow skip the check of each resize.
+        gain = resize_gain(height, stride, valid_h, image_size[1]) * resize_gain(
+            width, stride, valid_w, image_size[0])
+        largest = (np.abs(self.maps).max(axis=(1, 2)).astype(np.float64) if self.maps.size
+                   else np.zeros(channels))
+        self._unchecked = largest * gain < FLOAT32_SAFE
         # The upsampled channel is a scratch buffer kept across calls: a fresh one per
         # channel makes glibc hand the pages back and fault them in again, which costs
         # four times the resize itself (1 MB at 368x656).
@@ -434,6 +451,13 @@ class ImageMaps:
                              self.name, check=self.check)
         return self.resize(index)
 
+    def smoothed(self, channel: int, sigma: float, truncate: float,
+                 out: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
+        """Channel `channel` at image size smoothed as the port smooths it, within an
+        error bound, from the network map: paf_smoothing.smooth_network_map."""
+        return smooth_network_map(self.maps[channel], self.stride, self.valid_size,
+                                  self.image_size, sigma, truncate, out)
+
     def resize(self, channel: int, out: np.ndarray | None = None) -> np.ndarray:
         """Channel `channel` at image size, into `out` when given."""
         _, height, width = self.maps.shape
@@ -443,7 +467,7 @@ class ImageMaps:
                                           dst=self._upsampled, interpolation=cv2.INTER_CUBIC)
         out = cv2.resize(up[:valid_h, :valid_w], self.image_size, dst=out,
                          interpolation=cv2.INTER_CUBIC)
-        if self.check and not all_finite(out):
+        if self.check and not self._unchecked[channel] and not all_finite(out):
             y, x = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
             raise DecodeError(
                 f"{self.name} resized to the image hold NaN/inf values (first at channel "

@@ -30,6 +30,8 @@ _FLOAT32_SAFE = 1e30
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 # Pixels per call of the exact test, whose temporaries are ~25 taps wide per pixel.
 _EXACT_CHUNK = 4096
+# Values gathered at once by gaussian_smooth_at (its points' whole windows).
+_WINDOW_VALUES = 1 << 17
 
 
 class NonFiniteMap(ValueError):
@@ -143,20 +145,22 @@ def gaussian_smooth_at(maps: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.nda
     weights = gaussian_kernel(sigma, truncate)
     radius = len(weights) // 2
     offsets = np.arange(-radius, radius + 1)
-    rows = _reflect(y[:, None] + offsets, maps.shape[1])
-    cols = _reflect(x[:, None] + offsets, maps.shape[2])
-    kk = k[:, None]
-
-    def at(tap: int) -> np.ndarray:
-        return maps[kk, rows[:, tap:tap + 1], cols].astype(np.float64)
-
-    # First pass (along H) at row y, for every column the second pass reads.
-    column = at(radius) * weights[radius]
-    for j in range(radius, 0, -1):
-        column += (at(radius - j) + at(radius + j)) * weights[radius - j]
-    value = column[:, radius] * weights[radius]
-    for j in range(radius, 0, -1):
-        value += (column[:, radius - j] + column[:, radius + j]) * weights[radius - j]
+    value = np.empty(len(k))
+    # Each point's whole window is gathered at once (one fancy index instead of one
+    # per tap), in chunks that keep the windows near a megabyte.
+    chunk = max(1, _WINDOW_VALUES // len(weights) ** 2)
+    for start in range(0, len(k), chunk):
+        part = slice(start, start + chunk)
+        rows = _reflect(y[part, None] + offsets, maps.shape[1])
+        cols = _reflect(x[part, None] + offsets, maps.shape[2])
+        window = maps[k[part, None, None], rows[:, :, None], cols[:, None, :]].astype(np.float64)
+        # First pass (along H) at row y, for every column the second pass reads.
+        column = window[:, radius] * weights[radius]
+        for j in range(radius, 0, -1):
+            column += (window[:, radius - j] + window[:, radius + j]) * weights[radius - j]
+        value[part] = column[:, radius] * weights[radius]
+        for j in range(radius, 0, -1):
+            value[part] += (column[:, radius - j] + column[:, radius + j]) * weights[radius - j]
     return value
 
 
@@ -262,9 +266,8 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
     """(y − top, x) of the peaks in rows top:bottom of one (H, W) map.
 
     The smoothing runs in float32 (twice as fast as float64 in OpenCV) with a
-    rigorous bound on its distance to SciPy's float64 values: pixels the bound
-    decides either way are decided, and only those within it (near-ties, which
-    plateaus make) are tested again on SciPy's exact values.
+    rigorous bound on its distance to SciPy's float64 values, which
+    _decided_peaks uses.
     """
     height = heatmap.shape[0]
     exact = sigma <= 0
@@ -302,8 +305,6 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
     first, last = max(top - 1, 0), min(bottom + 1, height)
     source_top, source_bottom = max(first - radius, 0), min(last + radius, height)
     source = heatmap[source_top:source_bottom]
-    # The threshold rounds to the map's dtype when compared: widen the margin by that.
-    margin = error + 4.0 * 2.0 ** -24 * abs(threshold) if error else 0.0
     if exact:
         smooth = source.astype(np.float64)
     else:
@@ -316,28 +317,62 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
         smooth = cv2.sepFilter2D(source.astype(kernel.dtype, copy=False), -1, kernel, kernel,
                                  dst=scratch.get("smooth", source.shape, kernel.dtype),
                                  borderType=cv2.BORDER_REFLECT)
-    smooth = smooth[first - source_top:last - source_top]
+    y, x = _decided_peaks(smooth[first - source_top:last - source_top], top - first,
+                          bottom - first, error, threshold, heatmap, first, sigma, truncate,
+                          scratch)
+    return y + shift, x
+
+
+def _decided_peaks(smooth: np.ndarray, start: int, stop: int, error: float, threshold: float,
+                   heatmap: np.ndarray, offset: int, sigma: float, truncate: float,
+                   scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """(y − start, x) int64 of the peaks among rows start:stop of `smooth`.
+
+    smooth: rows offset: of the heatmap, smoothed, each value within `error` of
+    SciPy's (0: exactly SciPy's), with every row the tested rows' neighbours need
+    (a missing one must be outside the map). Pixels the bound decides either way are
+    decided; only those within it (near-ties, which plateaus make) are tested again
+    on SciPy's exact values, computed from `heatmap`.
+    """
+    # The threshold rounds to the map's dtype when compared: widen the margin by that.
+    margin = error + 4.0 * 2.0 ** -24 * abs(threshold) if error else 0.0
     # The largest of the 4 neighbours, 0 outside the block: outside the map where the
-    # block meets its edge, and elsewhere only on the rows first and last - 1, which
-    # are not tested.
+    # block meets its edge, and elsewhere only on rows the caller does not test.
     neighbours = cv2.dilate(smooth, _CROSS, dst=scratch.get("neighbours", smooth.shape,
                                                             smooth.dtype),
                             borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    values = smooth[top - first:bottom - first]
-    neighbours = neighbours[top - first:bottom - first]
+    values = smooth[start:stop]
+    neighbours = neighbours[start:stop]
     near = values >= neighbours - 2 * error
     near &= values > threshold - margin
     # flatnonzero, then divmod: 2-D nonzero costs ~20x more on a mostly empty mask.
     y, x = np.divmod(np.flatnonzero(near), near.shape[1])
     if not error or not len(y):
-        return y.astype(np.int64) + shift, x.astype(np.int64)
+        return y.astype(np.int64), x.astype(np.int64)
     candidate, beside = values[y, x], neighbours[y, x]
     sure = (candidate > threshold + margin) & (candidate >= beside + 2 * error)
     unsure = np.flatnonzero(~sure)
     if len(unsure):
-        sure[unsure] = _exact_peak_test(heatmap, y[unsure] + top, x[unsure], sigma, truncate,
-                                        threshold)
-    return y[sure].astype(np.int64) + shift, x[sure].astype(np.int64)
+        sure[unsure] = _exact_peak_test(heatmap, y[unsure] + offset + start, x[unsure], sigma,
+                                        truncate, threshold)
+    return y[sure].astype(np.int64), x[sure].astype(np.int64)
+
+
+def smoothed_map_peaks(smooth: np.ndarray, error: float, heatmap: np.ndarray, sigma: float,
+                       truncate: float, threshold: float, limit: int | None = None,
+                       scratch: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """heatmap_peaks of a (H, W) heatmap whose whole smoothed map is given: `smooth`,
+    each value within `error` (> 0) of SciPy's. The peaks are still SciPy's bit for
+    bit: pixels within the bound are tested on the exact values, from `heatmap`.
+    heatmap must be finite: nothing here reads all of it.
+    """
+    scratch = Scratch() if scratch is None else scratch
+    y, x = _decided_peaks(smooth, 0, smooth.shape[0], error, threshold, float_maps(heatmap), 0,
+                          sigma, truncate, scratch)
+    if limit is not None and len(y) > limit:
+        keep = strongest(heatmap[y, x], limit)
+        y, x = y[keep], x[keep]
+    return y, x
 
 
 def strongest(scores: np.ndarray, limit: int) -> np.ndarray:

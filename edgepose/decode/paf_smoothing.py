@@ -1,0 +1,142 @@
+"""The port's heatmap path from network maps to smoothed image maps, as two small products.
+
+body.py takes each network heatmap S (h, w) through a ×stride cubic resize, a crop
+to the valid part, a cubic resize to the image, then SciPy's gaussian_filter. Each
+step is linear and works on rows and columns apart (OpenCV's cubic resize is one
+set of weights along x and one along y; the crop keeps rows and columns; the filter
+is one 1-D kernel per axis), so per axis they compose into one (image, network)
+matrix A, and the smoothed map is A_y · S · A_xᵀ: a 23x41 map multiplied out,
+instead of 368x656 values filtered with 25 taps in each direction.
+
+The result is not bit for bit the port's: OpenCV rounds each resize pass to
+float32, and the products here are float32 too. smooth_network_map returns a
+rigorous bound on the distance to the port's smoothed values alongside, which is
+what paf_peaks' peak test needs to settle every pixel it can and test the rest on
+the exact values.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgepose.decode.paf_peaks import _reflect, gaussian_kernel
+
+_UNIT = 2.0 ** -24  # float32's unit roundoff
+# One OpenCV cubic pass sums 4 products in float32: at most 4 roundings of the
+# magnitudes it adds, plus one where a border folds two weights into one.
+_OPENCV_PASS_ROUNDINGS = 5
+_OPENCV_PASSES = 4  # x then y, for each of the two resizes
+# The bound is this many times the worst case worked out below.
+_ERROR_SAFETY = 4.0
+# Absolute floor: SciPy's own float64 arithmetic, and float32 subnormals that SIMD
+# code may flush to 0.
+_ERROR_FLOOR = 1e-35
+# Beyond this, float32 products could overflow: such maps take the filtering path.
+FLOAT32_SAFE = 1e30
+
+
+@dataclass(frozen=True)
+class AxisOperator:
+    """One axis of the port's path: image index ← network index.
+
+    matrix: (image, network) float32, the Gaussian of the crop of the resizes.
+    abs_sum: the largest row sum of |matrix| (in float64). nonzeros: the most
+    nonzero weights in a row. resize_abs: the product of the largest row sums of
+    |weights| of OpenCV's two resizes along this axis.
+    """
+
+    matrix: np.ndarray
+    abs_sum: float
+    nonzeros: int
+    resize_abs: float
+
+
+def opencv_cubic_weights(size: int, new_size: int) -> np.ndarray:
+    """(new_size, size) float64: the weights cv2.resize(INTER_CUBIC) gives each source
+    pixel along one axis, border folding included.
+
+    Read from OpenCV itself by resizing the identity along that axis only: the other
+    axis keeps its size, where the cubic weights are exactly (0, 1, 0, 0), so each
+    output is one weight times 1.0 (or two border weights folded into one sum).
+    """
+    identity = np.eye(size, dtype=np.float32)
+    return cv2.resize(identity, (size, new_size), interpolation=cv2.INTER_CUBIC
+                      ).astype(np.float64)
+
+
+def gaussian_rows(matrix: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """SciPy's 1-D gaussian_filter (mode 'reflect') along axis 0 of a float64 matrix."""
+    weights = gaussian_kernel(sigma, truncate)
+    radius = len(weights) // 2
+    rows = np.arange(matrix.shape[0])
+    out = np.zeros(matrix.shape)
+    for tap, weight in enumerate(weights):
+        out += weight * matrix[_reflect(rows + tap - radius, matrix.shape[0])]
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def resize_gain(size: int, stride: int, valid: int, image: int) -> float:
+    """How much the port's two cubic resizes can enlarge a value along one axis: the
+    product of their largest row sums of |weights|. The resized map's values are at
+    most resize_gain(y)·resize_gain(x)·max|map| (plus float32 rounding)."""
+    upsample = opencv_cubic_weights(size, size * stride)[:valid]
+    to_image = opencv_cubic_weights(valid, image)
+    return float(np.abs(upsample).sum(axis=1).max() * np.abs(to_image).sum(axis=1).max())
+
+
+@functools.lru_cache(maxsize=16)
+def axis_operator(size: int, stride: int, valid: int, image: int, sigma: float,
+                  truncate: float) -> AxisOperator:
+    """The port's path along one axis: network `size` → ×stride → first `valid` → `image`,
+    then the Gaussian. Cached: a stream's frames share their sizes."""
+    upsample = opencv_cubic_weights(size, size * stride)[:valid]
+    composed = gaussian_rows(opencv_cubic_weights(valid, image) @ upsample, sigma, truncate)
+    matrix = composed.astype(np.float32)
+    matrix.flags.writeable = False
+    return AxisOperator(matrix=matrix, abs_sum=float(np.abs(composed).sum(axis=1).max()),
+                        nonzeros=int(np.count_nonzero(matrix, axis=1).max()),
+                        resize_abs=resize_gain(size, stride, valid, image))
+
+
+def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[int, int],
+                       image_size: tuple[int, int], sigma: float, truncate: float,
+                       out: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
+    """The port's smoothed image map of one (h, w) float32 network map, and its error.
+
+    valid_size, image_size: (width, height). Returns ((H, W) float32, error) with
+    every value within `error` of gaussian_filter(sigma, truncate) applied in
+    float64 to the port's float32 resize (resize_maps_to_image); None when sigma is
+    0 or the map's values are too large for float32 products.
+
+    The bound, with M = max|S|, r the row sums of |weights| and u = 2^-24:
+    - OpenCV: each of its four float32 passes rounds its 4 products and its sum,
+      ≤ 5u of the magnitudes it adds, which are ≤ M·Π r of all passes so far; the
+      later passes scale that by their own r, so each pass adds ≤ 5u·M·Π r of all
+      four. The Gaussian's weights are positive and sum to 1: it keeps the bound.
+    - Here: the float32 matrices are within u of the float64 ones (twice: u·M·|A_y||A_x|
+      each), and each float32 product sums at most `nonzeros` nonzero terms (adding
+      an exact zero rounds nothing): (n_x + n_y)·u·M·|A_y||A_x|.
+    The sum is taken four times over (measured: about 4u·M, against about 100u·M).
+    """
+    if sigma <= 0:
+        return None
+    height, width = network_map.shape
+    (valid_w, valid_h), (image_w, image_h) = valid_size, image_size
+    sigma, truncate = float(sigma), float(truncate)
+    along_y = axis_operator(height, stride, valid_h, image_h, sigma, truncate)
+    along_x = axis_operator(width, stride, valid_w, image_w, sigma, truncate)
+    largest = float(np.abs(network_map).max()) if network_map.size else 0.0
+    scale = along_y.abs_sum * along_x.abs_sum
+    if not largest * max(scale, along_y.resize_abs * along_x.resize_abs) < FLOAT32_SAFE:
+        return None
+    source = np.asarray(network_map, dtype=np.float32)
+    rows = source @ along_x.matrix.T  # (h, W)
+    out = np.matmul(along_y.matrix, rows, out=out)
+    opencv = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * along_y.resize_abs * along_x.resize_abs
+    products = (2 + along_x.nonzeros + along_y.nonzeros) * scale
+    return out, _ERROR_SAFETY * (opencv + products) * _UNIT * largest + _ERROR_FLOOR

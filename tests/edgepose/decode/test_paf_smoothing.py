@@ -1,0 +1,165 @@
+"""The port's resize-then-smooth path as two small products, against the path itself.
+
+The independent references: cv2.resize for the weights; for the smoothed maps,
+scipy.ndimage.gaussian_filter in float64 on the port's float32 resize
+(resize_maps_to_image, which the official-output tests pin); for the peaks, the
+decoder's filtering path on those resized maps (pinned bit for bit to SciPy and
+to the official port's recorded outputs).
+"""
+
+import cv2
+import numpy as np
+import pytest
+
+from edgepose.decode import paf, paf_peaks, paf_smoothing
+from edgepose.decode.paf import ImageMaps, PafParams, find_peaks, resize_maps_to_image
+from edgepose.decode.paf_smoothing import (
+    axis_operator,
+    opencv_cubic_weights,
+    smooth_network_map,
+)
+
+from tests.edgepose.decode import paf_reference as ref  # noqa: E402 - after the code under test
+
+ndimage = pytest.importorskip("scipy.ndimage")
+
+# (network h, w), stride, valid (w, h), image (w, h): the recorded cases' geometry,
+# a stride of 4, a frame smaller than its padded input, and maps a few pixels wide.
+GEOMETRIES = [
+    ((23, 41), 8, (328, 184), (656, 368)),
+    ((23, 31), 8, (245, 184), (640, 480)),
+    ((23, 32), 8, (250, 184), (500, 368)),
+    ((17, 29), 4, (100, 60), (333, 201)),
+    ((5, 7), 8, (40, 33), (41, 30)),
+    ((3, 4), 8, (30, 20), (13, 9)),
+]
+
+
+@pytest.mark.parametrize("size, new_size", [(23, 184), (184, 368), (245, 640), (60, 201),
+                                            (30, 9), (7, 7), (1, 5)])
+def test_the_weights_resize_as_opencv_does(size, new_size):
+    values = np.random.default_rng(size).standard_normal((size, 5)).astype(np.float32)
+    weights = opencv_cubic_weights(size, new_size)
+    expected = cv2.resize(values, (5, new_size), interpolation=cv2.INTER_CUBIC)
+    # float32 rounding of 4 products apart: the weights are OpenCV's own.
+    tolerance = 8 * 2.0 ** -24 * np.abs(weights).sum(axis=1, keepdims=True) * np.abs(values).max()
+    assert np.all(np.abs(weights @ values - expected) <= tolerance)
+
+
+def test_the_cubic_weights_are_keys_with_a_minus_0_75_and_sum_to_one():
+    # ×2: output pixel 3 sits at source (3 + 0.5) / 2 − 0.5 = 1.25, so its weights on
+    # sources 0–3 are Keys' cubic (a = −0.75) at distances 1.25, 0.25, 0.75, 1.75.
+    def keys(t, a=-0.75):
+        t = abs(t)
+        if t <= 1:
+            return ((a + 2) * t - (a + 3)) * t * t + 1
+        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    weights = opencv_cubic_weights(8, 16)
+    np.testing.assert_allclose(weights[3, 0:4], [keys(1.25), keys(0.25), keys(0.75), keys(1.75)],
+                               rtol=0, atol=1e-7)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("network, stride, valid, image", GEOMETRIES)
+@pytest.mark.parametrize("sigma, truncate", [(3.0, 4.0), (1.5, 2.0)])
+def test_the_products_stay_within_their_bound_of_scipy_on_the_ports_resize(
+        network, stride, valid, image, sigma, truncate):
+    rng = np.random.default_rng(sum(network) + stride)
+    maps = (3 * rng.standard_normal((2, *network))).astype(np.float32)
+    maps[1] = np.abs(maps[1]) * 1e-3  # a faint map: the bound scales with it
+    resized = resize_maps_to_image(maps, stride, valid, image)
+    for channel in range(2):
+        expected = ndimage.gaussian_filter(resized[channel].astype(np.float64), sigma,
+                                           mode="reflect", truncate=truncate)
+        smooth, error = smooth_network_map(maps[channel], stride, valid, image, sigma, truncate)
+        assert smooth.shape == expected.shape and smooth.dtype == np.float32
+        distance = np.abs(smooth - expected).max()
+        # Within the bound without its safety factor, and the bound is tight enough
+        # to settle all but near-ties (a few hundred float32 units of the map's size).
+        assert distance <= error / paf_smoothing._ERROR_SAFETY
+        assert error <= 1e-4 * np.abs(maps[channel]).max()
+
+
+def test_out_is_filled_and_returned():
+    maps = np.random.default_rng(1).random((23, 41)).astype(np.float32)
+    out = np.full((368, 656), np.nan, np.float32)
+    smooth, _ = smooth_network_map(maps, 8, (328, 184), (656, 368), 3.0, 4.0, out=out)
+    assert smooth is out and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e30])
+def test_maps_the_products_cannot_bound_are_left_to_the_filter(value):
+    maps = np.zeros((23, 41), np.float32)
+    maps[4, 5] = value
+    assert smooth_network_map(maps, 8, (328, 184), (656, 368), 3.0, 4.0) is None
+
+
+def test_no_smoothing_is_left_to_the_exact_path():
+    maps = np.ones((5, 7), np.float32)
+    assert smooth_network_map(maps, 8, (40, 33), (41, 30), 0.0, 4.0) is None
+
+
+def test_the_operator_is_cached_and_read_only():
+    first = axis_operator(23, 8, 184, 368, 3.0, 4.0)
+    assert axis_operator(23, 8, 184, 368, 3.0, 4.0) is first
+    with pytest.raises(ValueError):
+        first.matrix[0, 0] = 1.0
+
+
+def _peaks_both_ways(maps, stride, valid, image, params, monkeypatch, exact_calls=None):
+    """find_peaks through ImageMaps (the products; counting its exact tests into
+    exact_calls) and on the resized maps (the filter)."""
+    calls = []
+    real = paf.smoothed_map_peaks
+    monkeypatch.setattr(paf, "smoothed_map_peaks",
+                        lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    if exact_calls is not None:
+        exact = paf_peaks._exact_peak_test
+        monkeypatch.setattr(paf_peaks, "_exact_peak_test",
+                            lambda *args: exact_calls.append(1) or exact(*args))
+    lazy = find_peaks(ImageMaps(maps, stride, valid, image), params)
+    monkeypatch.undo()
+    assert len(calls) == len(maps), "the ImageMaps path did not use the products"
+    whole = find_peaks(resize_maps_to_image(maps, stride, valid, image), params)
+    return lazy, whole
+
+
+def _assert_same_peaks(lazy, whole):
+    np.testing.assert_array_equal(lazy.xy, whole.xy)
+    np.testing.assert_array_equal(lazy.scores, whole.scores)
+    np.testing.assert_array_equal(lazy.starts, whole.starts)
+
+
+@pytest.mark.parametrize("name", list(ref.NETWORK_CASES))
+def test_image_maps_find_the_peaks_of_the_resized_maps(name, monkeypatch):
+    case = ref.NETWORK_CASES[name]
+    _, heatmaps = ref.network_case_maps(case)
+    height, width = case["image"]
+    lazy, whole = _peaks_both_ways(heatmaps[:18], 8, tuple(case["valid"]), (width, height),
+                                   PafParams(), monkeypatch)
+    _assert_same_peaks(lazy, whole)
+
+
+def test_plateaus_and_ties_are_settled_on_the_exact_values(monkeypatch):
+    # A constant block resizes and smooths to a plateau whose pixels tie within
+    # float32 rounding; two equal bumps mirror each other. Every near-tie there is
+    # inside the bound, so the exact test decides it, as the filtering path does.
+    maps = np.zeros((3, 23, 41), np.float32)
+    maps[0, 5:15, 10:30] = 0.5
+    maps[1, 11, 10] = maps[1, 11, 30] = 0.8
+    maps[1, 11, 20] = 0.8 - 1e-7
+    maps[2, 0, :] = 0.3  # along the top edge: rows outside the map count as 0
+    calls = []
+    lazy, whole = _peaks_both_ways(maps, 8, (328, 184), (656, 368), PafParams(), monkeypatch,
+                                   calls)
+    assert calls, "no pixel needed the exact test: the case tests nothing"
+    assert len(lazy) > 3
+    _assert_same_peaks(lazy, whole)
+
+
+def test_the_peak_limit_keeps_the_strongest_as_the_filtering_path(monkeypatch):
+    maps = np.random.default_rng(3).random((2, 23, 41)).astype(np.float32)
+    params = PafParams(max_peaks_per_part=4)
+    lazy, whole = _peaks_both_ways(maps, 8, (328, 184), (656, 368), params, monkeypatch)
+    assert np.diff(lazy.starts).tolist() == [4, 4]
+    _assert_same_peaks(lazy, whole)
