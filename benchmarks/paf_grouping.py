@@ -26,8 +26,10 @@ network maps" is the step as the pipeline runs it and as the port's
 Body.__call__ does: from the network's 23x41 maps of the recorded "30 people"
 case (paf_reference.NETWORK_CASES, whose official outputs test_paf_official.py
 pins), the port resizing all 57 channels at once channel-last, edgepose through
-ImageMaps one channel at a time (the same people; scores a float32 rounding
-apart, as that test allows). OpenCV and the BLAS run on one thread. Times are
+ImageMaps: a PAF channel resized when a limb reads it, a heatmap resized for its
+peaks' scores and smoothed from the network map by two small products
+(paf_smoothing; its peaks are still the port's). The same people; scores a
+float32 rounding apart, as that test allows. OpenCV and the BLAS run on one thread. Times are
 medians of --repeats runs in one process; figures depend on the machine and its
 load (the load average is recorded).
 """

@@ -130,7 +130,7 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     sigma, truncate = float(sigma), float(truncate)
     along_y = axis_operator(height, stride, valid_h, image_h, sigma, truncate)
     along_x = axis_operator(width, stride, valid_w, image_w, sigma, truncate)
-    largest = float(np.abs(network_map).max()) if network_map.size else 0.0
+    largest = float(np.abs(network_map).max())
     scale = along_y.abs_sum * along_x.abs_sum
     if not largest * max(scale, along_y.resize_abs * along_x.resize_abs) < FLOAT32_SAFE:
         return None

@@ -61,7 +61,7 @@ def test_the_cubic_weights_are_keys_with_a_minus_0_75_and_sum_to_one():
 
 
 @pytest.mark.parametrize("network, stride, valid, image", GEOMETRIES)
-@pytest.mark.parametrize("sigma, truncate", [(3.0, 4.0), (1.5, 2.0)])
+@pytest.mark.parametrize("sigma, truncate", [(3.0, 4.0), (1.5, 2.0), (1.0, 4.0)])
 def test_the_products_stay_within_their_bound_of_scipy_on_the_ports_resize(
         network, stride, valid, image, sigma, truncate):
     rng = np.random.default_rng(sum(network) + stride)
@@ -78,6 +78,15 @@ def test_the_products_stay_within_their_bound_of_scipy_on_the_ports_resize(
         # to settle all but near-ties (a few hundred float32 units of the map's size).
         assert distance <= error / paf_smoothing._ERROR_SAFETY
         assert error <= 1e-4 * np.abs(maps[channel]).max()
+
+
+def test_float64_maps_give_float32_maps_within_the_bound():
+    maps = np.random.default_rng(2).random((1, 23, 41))
+    expected = ndimage.gaussian_filter(
+        resize_maps_to_image(maps, 8, (328, 184), (656, 368))[0].astype(np.float64), 3.0)
+    smooth, error = smooth_network_map(maps[0], 8, (328, 184), (656, 368), 3.0, 4.0)
+    assert smooth.dtype == np.float32
+    assert np.abs(smooth - expected).max() <= error / paf_smoothing._ERROR_SAFETY
 
 
 def test_out_is_filled_and_returned():
