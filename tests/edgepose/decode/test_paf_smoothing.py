@@ -32,6 +32,7 @@ GEOMETRIES = [
     ((17, 29), 4, (100, 60), (333, 201)),
     ((5, 7), 8, (40, 33), (41, 30)),
     ((3, 4), 8, (30, 20), (13, 9)),
+    ((41, 23), 8, (184, 328), (368, 656)),  # a portrait frame: more rows than columns
 ]
 
 
@@ -170,6 +171,30 @@ def _assert_same_peaks(lazy, whole):
     np.testing.assert_array_equal(lazy.xy, whole.xy)
     np.testing.assert_array_equal(lazy.scores, whole.scores)
     np.testing.assert_array_equal(lazy.starts, whole.starts)
+
+
+def test_smoothed_map_peaks_are_heatmap_peaks_of_a_portrait_map_without_a_limit():
+    # Called on its own: no scratch, no limit, a map taller than wide (every row tested).
+    heatmap = np.zeros((60, 20), np.float32)
+    heatmap[[5, 30, 55], [3, 10, 16]] = 1.0
+    heatmap += np.random.default_rng(5).random(heatmap.shape).astype(np.float32) * 0.05
+    smooth = ndimage.gaussian_filter(heatmap.astype(np.float64), 1.0)
+    y, x = paf_peaks.smoothed_map_peaks(smooth, 1e-9, heatmap, 1.0, 4.0, 0.1)
+    expected = paf_peaks.heatmap_peaks(heatmap, 1.0, 4.0, 0.1)
+    assert y.tolist() == expected[0].tolist() == [5, 30, 55]
+    assert x.tolist() == expected[1].tolist() == [3, 10, 16]
+
+
+@pytest.mark.parametrize("network, stride, valid, image", GEOMETRIES[-2:])
+def test_image_maps_find_the_peaks_of_the_resized_maps_in_any_frame(network, stride, valid,
+                                                                    image, monkeypatch):
+    maps = np.zeros((2, *network), np.float32)
+    rng = np.random.default_rng(7)
+    for channel in range(2):
+        maps[channel, rng.integers(0, network[0], 6), rng.integers(0, network[1], 6)] = 0.9
+    lazy, whole = _peaks_both_ways(maps, stride, valid, image, PafParams(), monkeypatch)
+    assert len(lazy) >= 4
+    _assert_same_peaks(lazy, whole)
 
 
 @pytest.mark.parametrize("name", list(ref.NETWORK_CASES))
