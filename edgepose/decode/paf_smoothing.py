@@ -95,13 +95,42 @@ def gaussian_rows(matrix: np.ndarray, sigma: float, truncate: float) -> np.ndarr
 
 
 @functools.lru_cache(maxsize=16)
+def _resizes(size: int, stride: int, valid: int) -> np.ndarray:
+    """OpenCV's ×stride weights along one axis, cropped to the first `valid` rows."""
+    return opencv_cubic_weights(size, size * stride)[:valid]
+
+
 def resize_gain(size: int, stride: int, valid: int, image: int) -> float:
     """How much the port's two cubic resizes can enlarge a value along one axis: the
     product of their largest row sums of |weights|. The resized map's values are at
     most resize_gain(y)·resize_gain(x)·max|map| (plus float32 rounding)."""
-    upsample = opencv_cubic_weights(size, size * stride)[:valid]
-    to_image = opencv_cubic_weights(valid, image)
-    return float(np.abs(upsample).sum(axis=1).max() * np.abs(to_image).sum(axis=1).max())
+    return float(np.abs(_resizes(size, stride, valid)).sum(axis=1).max()
+                 * np.abs(opencv_cubic_weights(valid, image)).sum(axis=1).max())
+
+
+@functools.lru_cache(maxsize=16)
+def opencv_agrees(height: int, width: int, stride: int, valid_size: tuple[int, int],
+                  image_size: tuple[int, int]) -> bool:
+    """Whether this OpenCV resizes a (height, width) map as the weight matrices say,
+    within its float32 rounding; checked once per geometry on a fixed random map.
+
+    The weights come from resizing the identity, which assumes one linear,
+    separable algorithm for every input. A build whose resize takes another
+    path for some sizes (a vendor library, say) fails this, and its maps are
+    filtered at image size instead.
+    """
+    (valid_w, valid_h), (image_w, image_h) = valid_size, image_size
+    probe = np.random.default_rng(0).standard_normal((height, width)).astype(np.float32)
+    upsampled = cv2.resize(probe, (width * stride, height * stride),
+                           interpolation=cv2.INTER_CUBIC)[:valid_h, :valid_w]
+    resized = cv2.resize(upsampled, image_size, interpolation=cv2.INTER_CUBIC)
+    along_y = opencv_cubic_weights(valid_h, image_h) @ _resizes(height, stride, valid_h)
+    along_x = opencv_cubic_weights(valid_w, image_w) @ _resizes(width, stride, valid_w)
+    distance = np.abs(along_y @ probe.astype(np.float64) @ along_x.T - resized).max()
+    gain = resize_gain(height, stride, valid_h, image_h) * resize_gain(width, stride, valid_w,
+                                                                        image_w)
+    bound = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * gain * _UNIT * np.abs(probe).max()
+    return bool(distance <= bound)
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,8 +138,8 @@ def axis_operator(size: int, stride: int, valid: int, image: int, sigma: float,
                   truncate: float) -> AxisOperator:
     """The port's path along one axis: network `size` → ×stride → first `valid` → `image`,
     then the Gaussian. Cached: a stream's frames share their sizes."""
-    upsample = opencv_cubic_weights(size, size * stride)[:valid]
-    composed = gaussian_rows(opencv_cubic_weights(valid, image) @ upsample, sigma, truncate)
+    composed = gaussian_rows(opencv_cubic_weights(valid, image) @ _resizes(size, stride, valid),
+                             sigma, truncate)
     matrix = composed.astype(np.float32)
     matrix.flags.writeable = False
     blocks = []
@@ -133,7 +162,8 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     valid_size, image_size: (width, height). Returns ((H, W) float32, error) with
     every value within `error` of gaussian_filter(sigma, truncate) applied in
     float64 to the port's float32 resize (resize_maps_to_image); None when sigma is
-    0 or the map's values are too large for float32 products.
+    0, the map's values are too large for float32 products, or this OpenCV does not
+    resize as its weights say (opencv_agrees).
 
     The bound, with M = max|S|, r the row sums of |weights| and u = 2^-24:
     - OpenCV: each of its four float32 passes rounds its 4 products and its sum,
@@ -145,9 +175,10 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
       an exact zero rounds nothing): (n_x + n_y)·u·M·|A_y||A_x|.
     The sum is taken four times over (measured: about 4u·M, against about 100u·M).
     """
-    if sigma <= 0:
-        return None
     height, width = network_map.shape
+    if sigma <= 0 or not opencv_agrees(height, width, stride, tuple(valid_size),
+                                       tuple(image_size)):
+        return None
     (valid_w, valid_h), (image_w, image_h) = valid_size, image_size
     sigma, truncate = float(sigma), float(truncate)
     along_y = axis_operator(height, stride, valid_h, image_h, sigma, truncate)

@@ -230,3 +230,36 @@ def test_the_peak_limit_keeps_the_strongest_as_the_filtering_path(monkeypatch):
     lazy, whole = _peaks_both_ways(maps, 8, (328, 184), (656, 368), params, monkeypatch)
     assert np.diff(lazy.starts).tolist() == [4, 4]
     _assert_same_peaks(lazy, whole)
+
+
+@pytest.fixture
+def fresh_caches():
+    cached = (paf_smoothing._resizes, paf_smoothing.opencv_agrees, paf_smoothing.axis_operator)
+    for function in cached:
+        function.cache_clear()
+    yield
+    for function in cached:
+        function.cache_clear()
+
+
+def test_an_opencv_that_resizes_otherwise_is_filtered_instead(fresh_caches, monkeypatch):
+    # Weights that are not OpenCV's (bilinear, read the same way) stand for a build
+    # whose resize takes another path: the check against cv2.resize itself must see
+    # it, and the decoder must then find the peaks by filtering, still the same.
+    def bilinear(size, new_size):
+        identity = np.eye(size, dtype=np.float32)
+        return cv2.resize(identity, (size, new_size), interpolation=cv2.INTER_LINEAR
+                          ).astype(np.float64)
+
+    assert paf_smoothing.opencv_agrees(23, 41, 8, (328, 184), (656, 368))
+    paf_smoothing.opencv_agrees.cache_clear()
+    paf_smoothing._resizes.cache_clear()
+    monkeypatch.setattr(paf_smoothing, "opencv_cubic_weights", bilinear)
+    assert not paf_smoothing.opencv_agrees(23, 41, 8, (328, 184), (656, 368))
+    maps = np.zeros((1, 23, 41), np.float32)
+    maps[0, 11, 20] = 1.0
+    assert smooth_network_map(maps[0], 8, (328, 184), (656, 368), 3.0, 4.0) is None
+    lazy = find_peaks(ImageMaps(maps, 8, (328, 184), (656, 368)), PafParams())
+    whole = find_peaks(resize_maps_to_image(maps, 8, (328, 184), (656, 368)), PafParams())
+    assert len(lazy) == 2  # the impulse's two middle pixels tie
+    _assert_same_peaks(lazy, whole)
