@@ -60,7 +60,8 @@ import numpy as np
 from edgepose.decode.paf_limbs import score_every_limb, score_pairs
 from edgepose.decode.paf_peaks import (NonFiniteMap, Peaks, Scratch, float_maps, heatmap_peaks,
                                        smoothed_map_peaks)
-from edgepose.decode.paf_smoothing import FLOAT32_SAFE, resize_gain, smooth_network_map
+from edgepose.decode.paf_smoothing import (FLOAT32_SAFE, NetworkSmoothing, resize_gain,
+                                           smooth_network_map)
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
 from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401
@@ -206,10 +207,9 @@ def _part_peaks(heatmaps: np.ndarray | ImageMaps, part: int, params: PafParams,
     if isinstance(heatmaps, ImageMaps):
         heatmap = heatmaps.resize(part, out=scratch.get("heatmap", heatmaps.shape[1:],
                                                         np.float32))
-        smoothed = heatmaps.smoothed(part, params.sigma, params.truncate,
-                                     out=scratch.get("smooth", heatmaps.shape[1:], np.float32))
-        if smoothed is not None:
-            y, x = smoothed_map_peaks(*smoothed, heatmap, params.sigma, params.truncate,
+        smoothing = heatmaps.smoothed(part, params.sigma, params.truncate)
+        if smoothing is not None:
+            y, x = smoothed_map_peaks(smoothing, heatmap, params.sigma, params.truncate,
                                       params.peak_threshold, params.max_peaks_per_part, scratch)
             return y, x, heatmap[y, x].astype(np.float64)
     else:
@@ -451,12 +451,11 @@ class ImageMaps:
                              self.name, check=self.check)
         return self.resize(index)
 
-    def smoothed(self, channel: int, sigma: float, truncate: float,
-                 out: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
+    def smoothed(self, channel: int, sigma: float, truncate: float) -> NetworkSmoothing | None:
         """Channel `channel` at image size smoothed as the port smooths it, within an
         error bound, from the network map: paf_smoothing.smooth_network_map."""
         return smooth_network_map(self.maps[channel], self.stride, self.valid_size,
-                                  self.image_size, sigma, truncate, out)
+                                  self.image_size, sigma, truncate)
 
     def resize(self, channel: int, out: np.ndarray | None = None) -> np.ndarray:
         """Channel `channel` at image size, into `out` when given."""

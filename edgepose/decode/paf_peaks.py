@@ -244,13 +244,20 @@ def heatmap_peaks(heatmap: np.ndarray, sigma: float, truncate: float, threshold:
     reuse, when several maps are searched one after another.
     """
     heatmap = float_maps(heatmap)
+    return _peaks_by_band(heatmap, limit, scratch, lambda top, bottom, scratch: _band_peaks(
+        heatmap, top, bottom, sigma, truncate, threshold, scratch))
+
+
+def _peaks_by_band(heatmap: np.ndarray, limit: int | None, scratch: Scratch | None,
+                   band_peaks) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) of the peaks band_peaks(top, bottom, scratch) finds (as y − top, x) in
+    bands of rows of the (H, W) heatmap, the `limit` strongest kept as they come."""
     scratch = Scratch() if scratch is None else scratch
     height, width = heatmap.shape
     band_rows = max(_BAND_PIXELS // max(width, 1), _MIN_BAND_ROWS)
     ys, xs = np.zeros(0, np.int64), np.zeros(0, np.int64)
     for top in range(0, height, band_rows):
-        bottom = min(top + band_rows, height)
-        y, x = _band_peaks(heatmap, top, bottom, sigma, truncate, threshold, scratch)
+        y, x = band_peaks(top, min(top + band_rows, height), scratch)
         ys = np.concatenate([ys, y + top])
         xs = np.concatenate([xs, x])
         if limit is not None and len(ys) > limit:
@@ -358,21 +365,29 @@ def _decided_peaks(smooth: np.ndarray, start: int, stop: int, error: float, thre
     return y[sure].astype(np.int64), x[sure].astype(np.int64)
 
 
-def smoothed_map_peaks(smooth: np.ndarray, error: float, heatmap: np.ndarray, sigma: float,
-                       truncate: float, threshold: float, limit: int | None = None,
+def smoothed_map_peaks(smoothing, heatmap: np.ndarray, sigma: float, truncate: float,
+                       threshold: float, limit: int | None = None,
                        scratch: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """heatmap_peaks of a (H, W) heatmap whose whole smoothed map is given: `smooth`,
-    each value within `error` (> 0) of SciPy's. The peaks are still SciPy's bit for
-    bit: pixels within the bound are tested on the exact values, from `heatmap`.
-    heatmap must be finite: nothing here reads all of it.
+    """heatmap_peaks of a (H, W) heatmap whose smoothed rows someone else computes.
+
+    smoothing: has `error` (> 0) and rows(first, last, out) giving rows first:last
+    of the smoothed map as (last − first, W) float32 (into `out`), each value within
+    `error` of SciPy's. The peaks are still SciPy's bit for bit: pixels within the
+    bound are tested on the exact values, from `heatmap`. Bands of rows as in
+    heatmap_peaks, so memory besides the heatmap is one band. heatmap must be
+    finite: nothing here reads all of it.
     """
-    scratch = Scratch() if scratch is None else scratch
-    y, x = _decided_peaks(smooth, 0, smooth.shape[0], error, threshold, float_maps(heatmap), 0,
-                          sigma, truncate, scratch)
-    if limit is not None and len(y) > limit:
-        keep = strongest(heatmap[y, x], limit)
-        y, x = y[keep], x[keep]
-    return y, x
+    heatmap = float_maps(heatmap)
+    height, width = heatmap.shape
+
+    def band_peaks(top: int, bottom: int, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
+        first, last = max(top - 1, 0), min(bottom + 1, height)
+        smooth = smoothing.rows(first, last, scratch.get("smooth", (last - first, width),
+                                                         np.float32))
+        return _decided_peaks(smooth, top - first, bottom - first, smoothing.error,
+                              threshold, heatmap, first, sigma, truncate, scratch)
+
+    return _peaks_by_band(heatmap, limit, scratch, band_peaks)
 
 
 def strongest(scores: np.ndarray, limit: int) -> np.ndarray:

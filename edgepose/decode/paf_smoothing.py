@@ -59,15 +59,36 @@ class AxisOperator:
     resize_abs: float
     blocks: tuple[tuple[int, int, int, int], ...]
 
-    def apply(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """matrix @ values, block by block: a row's weights reach only ~6 network rows,
-        so the blocks skip most of the zeros a whole product would multiply (2.4x
-        faster at 368 rows from 23). Skipped terms are exact zeros: the same sums."""
-        if out is None:
-            out = np.empty((self.matrix.shape[0], values.shape[1]), np.float32)
-        for first, end, left, right in self.blocks:
-            np.matmul(self.matrix[first:end, left:right], values[left:right], out=out[first:end])
+    def apply(self, values: np.ndarray, first: int, last: int, out: np.ndarray) -> np.ndarray:
+        """Rows first:last of matrix @ values, into `out`, block by block: a row's
+        weights reach only ~6 network rows, so the blocks skip most of the zeros a
+        whole product would multiply (2.4x faster at 368 rows from 23). Skipped terms
+        are exact zeros: the same sums."""
+        for start, end, left, right in self.blocks:
+            start, end = max(start, first), min(end, last)
+            if start < end:
+                np.matmul(self.matrix[start:end, left:right], values[left:right],
+                          out=out[start - first:end - first])
         return out
+
+
+@dataclass(frozen=True)
+class NetworkSmoothing:
+    """The port's smoothed image map of one network map, a band of rows at a time.
+
+    error: every value is within it of gaussian_filter applied in float64 to the
+    port's float32 resize (see smooth_network_map for the bound).
+    """
+
+    along_y: AxisOperator
+    columns: np.ndarray  # (h, W) float32: the network map times A_xᵀ
+    error: float
+
+    def rows(self, first: int, last: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows first:last of the smoothed map, (last − first, W) float32."""
+        if out is None:
+            out = np.empty((last - first, self.columns.shape[1]), np.float32)
+        return self.along_y.apply(self.columns, first, last, out)
 
 
 def opencv_cubic_weights(size: int, new_size: int) -> np.ndarray:
@@ -155,13 +176,13 @@ def axis_operator(size: int, stride: int, valid: int, image: int, sigma: float,
 
 
 def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[int, int],
-                       image_size: tuple[int, int], sigma: float, truncate: float,
-                       out: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
+                       image_size: tuple[int, int], sigma: float, truncate: float
+                       ) -> NetworkSmoothing | None:
     """The port's smoothed image map of one (h, w) float32 network map, and its error.
 
-    valid_size, image_size: (width, height). Returns ((H, W) float32, error) with
-    every value within `error` of gaussian_filter(sigma, truncate) applied in
-    float64 to the port's float32 resize (resize_maps_to_image); None when sigma is
+    valid_size, image_size: (width, height). Returns a NetworkSmoothing whose rows
+    are within its `error` of gaussian_filter(sigma, truncate) applied in float64
+    to the port's float32 resize (resize_maps_to_image); None when sigma is
     0, the map's values are too large for float32 products, or this OpenCV does not
     resize as its weights say (opencv_agrees).
 
@@ -188,7 +209,9 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     if not largest * max(scale, along_y.resize_abs * along_x.resize_abs) < FLOAT32_SAFE:
         return None
     source = np.asarray(network_map, dtype=np.float32)
-    out = along_y.apply(source @ along_x.matrix.T, out)  # A_y · (S · A_xᵀ)
     opencv = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * along_y.resize_abs * along_x.resize_abs
     products = (2 + along_x.nonzeros + along_y.nonzeros) * scale
-    return out, _ERROR_SAFETY * (opencv + products) * _UNIT * largest + _ERROR_FLOOR
+    # A_y · (S · A_xᵀ): the small product now, the image rows band by band.
+    return NetworkSmoothing(
+        along_y, source @ along_x.matrix.T,
+        _ERROR_SAFETY * (opencv + products) * _UNIT * largest + _ERROR_FLOOR)

@@ -72,7 +72,8 @@ def test_the_products_stay_within_their_bound_of_scipy_on_the_ports_resize(
     for channel in range(2):
         expected = ndimage.gaussian_filter(resized[channel].astype(np.float64), sigma,
                                            mode="reflect", truncate=truncate)
-        smooth, error = smooth_network_map(maps[channel], stride, valid, image, sigma, truncate)
+        smoothing = smooth_network_map(maps[channel], stride, valid, image, sigma, truncate)
+        smooth, error = smoothing.rows(0, image[1]), smoothing.error
         assert smooth.shape == expected.shape and smooth.dtype == np.float32
         distance = np.abs(smooth - expected).max()
         # Within the bound without its safety factor, and the bound is tight enough
@@ -85,16 +86,22 @@ def test_float64_maps_give_float32_maps_within_the_bound():
     maps = np.random.default_rng(2).random((1, 23, 41))
     expected = ndimage.gaussian_filter(
         resize_maps_to_image(maps, 8, (328, 184), (656, 368))[0].astype(np.float64), 3.0)
-    smooth, error = smooth_network_map(maps[0], 8, (328, 184), (656, 368), 3.0, 4.0)
+    smoothing = smooth_network_map(maps[0], 8, (328, 184), (656, 368), 3.0, 4.0)
+    smooth, error = smoothing.rows(0, 368), smoothing.error
     assert smooth.dtype == np.float32
     assert np.abs(smooth - expected).max() <= error / paf_smoothing._ERROR_SAFETY
 
 
-def test_out_is_filled_and_returned():
+def test_any_band_of_rows_is_those_rows_of_the_whole_map():
     maps = np.random.default_rng(1).random((23, 41)).astype(np.float32)
-    out = np.full((368, 656), np.nan, np.float32)
-    smooth, _ = smooth_network_map(maps, 8, (328, 184), (656, 368), 3.0, 4.0, out=out)
-    assert smooth is out and np.isfinite(out).all()
+    smoothing = smooth_network_map(maps, 8, (328, 184), (656, 368), 3.0, 4.0)
+    whole = smoothing.rows(0, 368)
+    for first, last in [(0, 1), (63, 65), (100, 300), (367, 368), (5, 5)]:
+        out = np.full((last - first, 656), np.nan, np.float32)
+        band = smoothing.rows(first, last, out)
+        assert band is out
+        # The same nonzero terms in the same blocks: the same sums, to rounding.
+        np.testing.assert_allclose(band, whole[first:last], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, 1e30])
@@ -124,7 +131,8 @@ def test_the_blocks_cover_every_row_and_every_nonzero_weight(network, stride, va
         exact = operator.matrix.astype(np.float64) @ values
         tolerance = (operator.nonzeros + 1) * 2.0 ** -24 * np.abs(operator.matrix).astype(
             np.float64) @ np.abs(values)
-        assert np.all(np.abs(operator.apply(values) - exact) <= tolerance)
+        out = np.empty((image_size, 9), np.float32)
+        assert np.all(np.abs(operator.apply(values, 0, image_size, out) - exact) <= tolerance)
 
 
 def test_a_row_without_weights_is_zero():
@@ -138,7 +146,7 @@ def test_a_row_without_weights_is_zero():
                                        ((0, 64, 0, 0),) + operator.blocks[1:])
     out = np.full((368, 5), np.nan, np.float32)
     values = np.ones((23, 5), np.float32)
-    empty.apply(values, out)
+    empty.apply(values, 0, 368, out)
     assert not out[:64].any() and np.isfinite(out).all()
 
 
@@ -179,7 +187,15 @@ def test_smoothed_map_peaks_are_heatmap_peaks_of_a_portrait_map_without_a_limit(
     heatmap[[5, 30, 55], [3, 10, 16]] = 1.0
     heatmap += np.random.default_rng(5).random(heatmap.shape).astype(np.float32) * 0.05
     smooth = ndimage.gaussian_filter(heatmap.astype(np.float64), 1.0)
-    y, x = paf_peaks.smoothed_map_peaks(smooth, 1e-9, heatmap, 1.0, 4.0, 0.1)
+
+    class Given:  # SciPy's own smoothed map, handed over by rows
+        error = 1e-9
+
+        def rows(self, first, last, out):
+            out[...] = smooth[first:last]
+            return out
+
+    y, x = paf_peaks.smoothed_map_peaks(Given(), heatmap, 1.0, 4.0, 0.1)
     expected = paf_peaks.heatmap_peaks(heatmap, 1.0, 4.0, 0.1)
     assert y.tolist() == expected[0].tolist() == [5, 30, 55]
     assert x.tolist() == expected[1].tolist() == [3, 10, 16]
@@ -194,6 +210,19 @@ def test_image_maps_find_the_peaks_of_the_resized_maps_in_any_frame(network, str
         maps[channel, rng.integers(0, network[0], 6), rng.integers(0, network[1], 6)] = 0.9
     lazy, whole = _peaks_both_ways(maps, stride, valid, image, PafParams(), monkeypatch)
     assert len(lazy) >= 4
+    _assert_same_peaks(lazy, whole)
+
+
+def test_bands_of_a_few_rows_find_the_same_peaks(monkeypatch):
+    # A big frame goes in bands (memory follows the band, not the frame): with bands of
+    # 16 rows the 30 people's peaks must still be those of the filtering path.
+    case = ref.NETWORK_CASES["30 people"]
+    _, heatmaps = ref.network_case_maps(case)
+    height, width = case["image"]
+    monkeypatch.setattr(paf_peaks, "_BAND_PIXELS", 16 * width)
+    lazy, whole = _peaks_both_ways(heatmaps[:18], 8, tuple(case["valid"]), (width, height),
+                                   PafParams(max_peaks_per_part=20), monkeypatch)
+    assert len(lazy) > 200
     _assert_same_peaks(lazy, whole)
 
 
