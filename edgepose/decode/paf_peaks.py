@@ -30,8 +30,6 @@ _FLOAT32_SAFE = 1e30
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 # Pixels per call of the exact test, whose temporaries are ~25 taps wide per pixel.
 _EXACT_CHUNK = 4096
-# Values gathered at once by gaussian_smooth_at (its points' whole windows).
-_WINDOW_VALUES = 1 << 17
 
 
 class NonFiniteMap(ValueError):
@@ -145,22 +143,20 @@ def gaussian_smooth_at(maps: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.nda
     weights = gaussian_kernel(sigma, truncate)
     radius = len(weights) // 2
     offsets = np.arange(-radius, radius + 1)
-    value = np.empty(len(k))
-    # Each point's whole window is gathered at once (one fancy index instead of one
-    # per tap), in chunks that keep the windows near a megabyte.
-    chunk = max(1, _WINDOW_VALUES // len(weights) ** 2)
-    for start in range(0, len(k), chunk):
-        part = slice(start, start + chunk)
-        rows = _reflect(y[part, None] + offsets, maps.shape[1])
-        cols = _reflect(x[part, None] + offsets, maps.shape[2])
-        window = maps[k[part, None, None], rows[:, :, None], cols[:, None, :]].astype(np.float64)
-        # First pass (along H) at row y, for every column the second pass reads.
-        column = window[:, radius] * weights[radius]
-        for j in range(radius, 0, -1):
-            column += (window[:, radius - j] + window[:, radius + j]) * weights[radius - j]
-        value[part] = column[:, radius] * weights[radius]
-        for j in range(radius, 0, -1):
-            value[part] += (column[:, radius - j] + column[:, radius + j]) * weights[radius - j]
+    rows = _reflect(y[:, None] + offsets, maps.shape[1])
+    cols = _reflect(x[:, None] + offsets, maps.shape[2])
+    kk = k[:, None]
+
+    def at(tap: int) -> np.ndarray:
+        return maps[kk, rows[:, tap:tap + 1], cols].astype(np.float64)
+
+    # First pass (along H) at row y, for every column the second pass reads.
+    column = at(radius) * weights[radius]
+    for j in range(radius, 0, -1):
+        column += (at(radius - j) + at(radius + j)) * weights[radius - j]
+    value = column[:, radius] * weights[radius]
+    for j in range(radius, 0, -1):
+        value += (column[:, radius - j] + column[:, radius + j]) * weights[radius - j]
     return value
 
 
@@ -370,9 +366,9 @@ def smoothed_map_peaks(smoothing, heatmap: np.ndarray, sigma: float, truncate: f
                        scratch: Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
     """heatmap_peaks of a (H, W) heatmap whose smoothed rows someone else computes.
 
-    smoothing: has `error` (> 0) and rows(first, last, out) giving rows first:last
-    of the smoothed map as (last − first, W) float32 (into `out`), each value within
-    `error` of SciPy's. The peaks are still SciPy's bit for bit: pixels within the
+    smoothing: has rows(first, last, out) giving rows first:last of the smoothed map
+    as (last − first, W) float32 (into `out`) and an error > 0, each value within
+    it of SciPy's. The peaks are still SciPy's bit for bit: pixels within the
     bound are tested on the exact values, from `heatmap`. Bands of rows as in
     heatmap_peaks, so memory besides the heatmap is one band. heatmap must be
     finite: nothing here reads all of it.
@@ -382,10 +378,10 @@ def smoothed_map_peaks(smoothing, heatmap: np.ndarray, sigma: float, truncate: f
 
     def band_peaks(top: int, bottom: int, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
         first, last = max(top - 1, 0), min(bottom + 1, height)
-        smooth = smoothing.rows(first, last, scratch.get("smooth", (last - first, width),
-                                                         np.float32))
-        return _decided_peaks(smooth, top - first, bottom - first, smoothing.error,
-                              threshold, heatmap, first, sigma, truncate, scratch)
+        smooth, error = smoothing.rows(first, last, scratch.get("smooth", (last - first, width),
+                                                                np.float32))
+        return _decided_peaks(smooth, top - first, bottom - first, error, threshold, heatmap,
+                              first, sigma, truncate, scratch)
 
     return _peaks_by_band(heatmap, limit, scratch, band_peaks)
 

@@ -76,19 +76,30 @@ class AxisOperator:
 class NetworkSmoothing:
     """The port's smoothed image map of one network map, a band of rows at a time.
 
-    error: every value is within it of gaussian_filter applied in float64 to the
-    port's float32 resize (see smooth_network_map for the bound).
+    columns: (h, W) float32, the network map times A_xᵀ. row_peaks: (h,) the
+    largest |value| of each network row. error_per_unit: the bound of
+    smooth_network_map per unit of the largest |value| the rows reach.
     """
 
     along_y: AxisOperator
-    columns: np.ndarray  # (h, W) float32: the network map times A_xᵀ
-    error: float
+    columns: np.ndarray
+    row_peaks: np.ndarray
+    error_per_unit: float
 
-    def rows(self, first: int, last: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows first:last of the smoothed map, (last − first, W) float32."""
+    def rows(self, first: int, last: int, out: np.ndarray | None = None
+             ) -> tuple[np.ndarray, float]:
+        """Rows first:last of the smoothed map, (last − first, W) float32, and their
+        error: the bound scaled by the largest value among the network rows they
+        reach (through OpenCV's weights, not only the composed ones), so a band of
+        faint rows is settled with a small bound."""
         if out is None:
             out = np.empty((last - first, self.columns.shape[1]), np.float32)
-        return self.along_y.apply(self.columns, first, last, out)
+        reached = [(left, right) for start, end, left, right in self.along_y.blocks
+                   if start < max(last, first + 1) and end > first]
+        left, right = min(r[0] for r in reached), max(r[1] for r in reached)
+        largest = float(self.row_peaks[left:right].max()) if right > left else 0.0
+        return (self.along_y.apply(self.columns, first, last, out),
+                self.error_per_unit * largest + _ERROR_FLOOR)
 
 
 def opencv_cubic_weights(size: int, new_size: int) -> np.ndarray:
@@ -159,15 +170,16 @@ def axis_operator(size: int, stride: int, valid: int, image: int, sigma: float,
                   truncate: float) -> AxisOperator:
     """The port's path along one axis: network `size` → ×stride → first `valid` → `image`,
     then the Gaussian. Cached: a stream's frames share their sizes."""
-    composed = gaussian_rows(opencv_cubic_weights(valid, image) @ _resizes(size, stride, valid),
-                             sigma, truncate)
+    to_image, upsample = opencv_cubic_weights(valid, image), _resizes(size, stride, valid)
+    composed = gaussian_rows(to_image @ upsample, sigma, truncate)
+    reach = gaussian_rows(np.abs(to_image) @ np.abs(upsample), sigma, truncate) > 0
     matrix = composed.astype(np.float32)
     matrix.flags.writeable = False
     blocks = []
     for first in range(0, image, _BLOCK_ROWS):
         end = min(first + _BLOCK_ROWS, image)
-        columns = np.flatnonzero(matrix[first:end].any(axis=0))
-        # Rows without a nonzero weight get no columns: their product is zeros.
+        columns = np.flatnonzero(reach[first:end].any(axis=0))
+        # Rows that reach nothing get no columns: their product is zeros.
         left, right = (int(columns[0]), int(columns[-1]) + 1) if len(columns) else (0, 0)
         blocks.append((first, end, left, right))
     return AxisOperator(matrix=matrix, abs_sum=float(np.abs(composed).sum(axis=1).max()),
@@ -181,12 +193,12 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     """The port's smoothed image map of one (h, w) float32 network map, and its error.
 
     valid_size, image_size: (width, height). Returns a NetworkSmoothing whose rows
-    are within its `error` of gaussian_filter(sigma, truncate) applied in float64
+    are within their error of gaussian_filter(sigma, truncate) applied in float64
     to the port's float32 resize (resize_maps_to_image); None when sigma is
     0, the map's values are too large for float32 products, or this OpenCV does not
     resize as its weights say (opencv_agrees).
 
-    The bound, with M = max|S|, r the row sums of |weights| and u = 2^-24:
+    The bound, with M the largest |S| the rows reach, r the row sums of |weights| and u = 2^-24:
     - OpenCV: each of its four float32 passes rounds its 4 products and its sum,
       ≤ 5u of the magnitudes it adds, which are ≤ M·Π r of all passes so far; the
       later passes scale that by their own r, so each pass adds ≤ 5u·M·Π r of all
@@ -212,6 +224,5 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     opencv = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * along_y.resize_abs * along_x.resize_abs
     products = (2 + along_x.nonzeros + along_y.nonzeros) * scale
     # A_y · (S · A_xᵀ): the small product now, the image rows band by band.
-    return NetworkSmoothing(
-        along_y, source @ along_x.matrix.T,
-        _ERROR_SAFETY * (opencv + products) * _UNIT * largest + _ERROR_FLOOR)
+    return NetworkSmoothing(along_y, source @ along_x.matrix.T, np.abs(source).max(axis=1),
+                            _ERROR_SAFETY * (opencv + products) * _UNIT)

@@ -73,7 +73,7 @@ def test_the_products_stay_within_their_bound_of_scipy_on_the_ports_resize(
         expected = ndimage.gaussian_filter(resized[channel].astype(np.float64), sigma,
                                            mode="reflect", truncate=truncate)
         smoothing = smooth_network_map(maps[channel], stride, valid, image, sigma, truncate)
-        smooth, error = smoothing.rows(0, image[1]), smoothing.error
+        smooth, error = smoothing.rows(0, image[1])
         assert smooth.shape == expected.shape and smooth.dtype == np.float32
         distance = np.abs(smooth - expected).max()
         # Within the bound without its safety factor, and the bound is tight enough
@@ -87,7 +87,7 @@ def test_float64_maps_give_float32_maps_within_the_bound():
     expected = ndimage.gaussian_filter(
         resize_maps_to_image(maps, 8, (328, 184), (656, 368))[0].astype(np.float64), 3.0)
     smoothing = smooth_network_map(maps[0], 8, (328, 184), (656, 368), 3.0, 4.0)
-    smooth, error = smoothing.rows(0, 368), smoothing.error
+    smooth, error = smoothing.rows(0, 368)
     assert smooth.dtype == np.float32
     assert np.abs(smooth - expected).max() <= error / paf_smoothing._ERROR_SAFETY
 
@@ -95,13 +95,30 @@ def test_float64_maps_give_float32_maps_within_the_bound():
 def test_any_band_of_rows_is_those_rows_of_the_whole_map():
     maps = np.random.default_rng(1).random((23, 41)).astype(np.float32)
     smoothing = smooth_network_map(maps, 8, (328, 184), (656, 368), 3.0, 4.0)
-    whole = smoothing.rows(0, 368)
+    whole, _ = smoothing.rows(0, 368)
     for first, last in [(0, 1), (63, 65), (100, 300), (367, 368), (5, 5)]:
         out = np.full((last - first, 656), np.nan, np.float32)
-        band = smoothing.rows(first, last, out)
+        band, _ = smoothing.rows(first, last, out)
         assert band is out
         # The same nonzero terms in the same blocks: the same sums, to rounding.
         np.testing.assert_allclose(band, whole[first:last], rtol=0, atol=1e-6)
+
+
+def test_a_band_of_faint_rows_has_a_small_bound_that_holds():
+    # Bright network rows on top, faint ones below: a band that reaches only faint rows
+    # gets a bound scaled to them, and its values must still be within it.
+    maps = np.random.default_rng(8).standard_normal((1, 23, 41)).astype(np.float32)
+    maps[0, 12:] *= 1e-4
+    expected = ndimage.gaussian_filter(
+        resize_maps_to_image(maps, 8, (328, 184), (656, 368))[0].astype(np.float64), 3.0)
+    smoothing = smooth_network_map(maps[0], 8, (328, 184), (656, 368), 3.0, 4.0)
+    _, whole_error = smoothing.rows(0, 368)
+    band, error = smoothing.rows(300, 368)
+    assert error < 1e-3 * whole_error
+    assert np.abs(band - expected[300:]).max() <= error / paf_smoothing._ERROR_SAFETY
+    top, top_error = smoothing.rows(0, 64)
+    assert top_error > 1e3 * error
+    assert np.abs(top - expected[:64]).max() <= top_error / paf_smoothing._ERROR_SAFETY
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, 1e30])
@@ -189,11 +206,9 @@ def test_smoothed_map_peaks_are_heatmap_peaks_of_a_portrait_map_without_a_limit(
     smooth = ndimage.gaussian_filter(heatmap.astype(np.float64), 1.0)
 
     class Given:  # SciPy's own smoothed map, handed over by rows
-        error = 1e-9
-
         def rows(self, first, last, out):
             out[...] = smooth[first:last]
-            return out
+            return out, 1e-9
 
     y, x = paf_peaks.smoothed_map_peaks(Given(), heatmap, 1.0, 4.0, 0.1)
     expected = paf_peaks.heatmap_peaks(heatmap, 1.0, 4.0, 0.1)
