@@ -35,6 +35,9 @@ _ERROR_SAFETY = 4.0
 # Absolute floor: SciPy's own float64 arithmetic, and float32 subnormals that SIMD
 # code may flush to 0.
 _ERROR_FLOOR = 1e-35
+# OpenBLAS's threshold for threading a product (its SMP_THRESHOLD_MIN times
+# GEMM_MULTITHREAD_THRESHOLD), in multiply-adds.
+_ONE_THREAD_MACS = 1 << 18
 # Image rows per block of the products (see AxisOperator.apply).
 _BLOCK_ROWS = 64
 # Beyond this, float32 products could overflow: such maps take the filtering path.
@@ -67,8 +70,8 @@ class AxisOperator:
         for start, end, left, right in self.blocks:
             start, end = max(start, first), min(end, last)
             if start < end:
-                np.matmul(self.matrix[start:end, left:right], values[left:right],
-                          out=out[start - first:end - first])
+                one_thread_matmul(self.matrix[start:end, left:right], values[left:right],
+                                  out[start - first:end - first])
         return out
 
 
@@ -100,6 +103,18 @@ class NetworkSmoothing:
         largest = float(self.row_peaks[left:right].max()) if right > left else 0.0
         return (self.along_y.apply(self.columns, first, last, out),
                 self.error_per_unit * largest + _ERROR_FLOOR)
+
+
+def one_thread_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """a @ b into `out`, in column chunks small enough for OpenBLAS to run each on the
+    calling thread (it threads products above m·n·k = 2**18). Waking the BLAS's
+    threads for products this small costs more than it saves, and on a busy machine
+    (a stream's other stages, other processes) it doubled a big frame's decoding."""
+    rows, inner = a.shape
+    step = max(1, _ONE_THREAD_MACS // max(rows * inner, 1))
+    for start in range(0, b.shape[1], step):
+        np.matmul(a, b[:, start:start + step], out=out[:, start:start + step])
+    return out
 
 
 def opencv_cubic_weights(size: int, new_size: int) -> np.ndarray:
@@ -158,7 +173,11 @@ def opencv_agrees(height: int, width: int, stride: int, valid_size: tuple[int, i
     resized = cv2.resize(upsampled, image_size, interpolation=cv2.INTER_CUBIC)
     along_y = opencv_cubic_weights(valid_h, image_h) @ _resizes(height, stride, valid_h)
     along_x = opencv_cubic_weights(valid_w, image_w) @ _resizes(width, stride, valid_w)
-    distance = np.abs(along_y @ probe.astype(np.float64) @ along_x.T - resized).max()
+    half = along_y @ probe.astype(np.float64)
+    # A band of rows at a time: a whole float64 frame would double a big frame's memory.
+    step = max(1, (1 << 20) // image_w)
+    distance = max(np.abs(half[start:start + step] @ along_x.T - resized[start:start + step]).max()
+                   for start in range(0, image_h, step))
     gain = resize_gain(height, stride, valid_h, image_h) * resize_gain(width, stride, valid_w,
                                                                         image_w)
     bound = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * gain * _UNIT * np.abs(probe).max()
@@ -224,5 +243,7 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     opencv = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * along_y.resize_abs * along_x.resize_abs
     products = (2 + along_x.nonzeros + along_y.nonzeros) * scale
     # A_y · (S · A_xᵀ): the small product now, the image rows band by band.
-    return NetworkSmoothing(along_y, source @ along_x.matrix.T, np.abs(source).max(axis=1),
+    columns = one_thread_matmul(source, along_x.matrix.T,
+                                np.empty((height, along_x.matrix.shape[0]), np.float32))
+    return NetworkSmoothing(along_y, columns, np.abs(source).max(axis=1),
                             _ERROR_SAFETY * (opencv + products) * _UNIT)
