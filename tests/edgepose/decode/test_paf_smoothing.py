@@ -307,3 +307,16 @@ def test_an_opencv_that_resizes_otherwise_is_filtered_instead(fresh_caches, monk
     whole = find_peaks(resize_maps_to_image(maps, 8, (328, 184), (656, 368)), PafParams())
     assert len(lazy) == 2  # the impulse's two middle pixels tie
     _assert_same_peaks(lazy, whole)
+
+
+@pytest.mark.parametrize("budget", [1, 7, 1 << 18])
+def test_the_one_thread_product_is_the_product_in_any_chunks(budget, monkeypatch):
+    monkeypatch.setattr(paf_smoothing, "_ONE_THREAD_MACS", budget)
+    rng = np.random.default_rng(budget)
+    a = rng.standard_normal((5, 3)).astype(np.float32)
+    b = rng.standard_normal((3, 11)).astype(np.float32)
+    out = np.full((5, 11), np.nan, np.float32)
+    assert paf_smoothing.one_thread_matmul(a, b, out) is out
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    tolerance = 4 * 2.0 ** -24 * (np.abs(a) @ np.abs(b)).max()
+    np.testing.assert_allclose(out, exact, rtol=0, atol=tolerance)
