@@ -5,6 +5,8 @@ torch.topk, the ±0.25 adjust, refine's argmax of heatmap − round(‖tag − m
 are computed by hand in each test; none is read off the code under test.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -285,3 +287,26 @@ def test_person_score_is_the_float32_mean_of_the_scores():
     xy, scores, person_scores = AeDecoder(params).decode(heatmaps, tags)
     assert scores.tolist() == [peaks.tolist()]
     assert person_scores.tolist() == [peaks.mean()]
+
+
+@pytest.mark.parametrize("dtype, threshold", [(np.float16, 1e5), (np.float32, 1e300),
+                                              (np.float16, -1e5)])
+def test_above_a_threshold_beyond_the_dtype_warns_nothing(dtype, threshold):
+    # The threshold overflows the maps' dtype on the way to the comparison: that is
+    # expected, and must not reach the user as a RuntimeWarning.
+    from edgepose.decode.ae_match import above
+
+    values = np.array([0.0, 1.0, -1.0, np.inf, -np.inf], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = above(values, threshold)
+    assert result.tolist() == (values.astype(np.float64) > threshold).tolist()
+
+
+def test_a_joint_order_that_is_no_permutation_names_the_range():
+    from edgepose.decode.ae_match import check_joint_order
+
+    with pytest.raises(DecodeError, match=r"^the maps have 17 keypoints but AeParams.joint_order "
+                                          r"\(0, 1\) is not a permutation of 0\.\.16; pass "
+                                          r"joint_order=tuple\(range\(17\)\)"):
+        check_joint_order((0, 1), 17)

@@ -113,8 +113,8 @@ def test_the_input_is_left_alone():
 
 
 @pytest.mark.parametrize("cost, message", [
-    (np.array([[1.0, np.nan]]), "finite"),
-    (np.array([[np.inf]]), "finite"),
+    (np.array([[1.0, np.nan]]), "^cost must be finite$"),
+    (np.array([[np.inf]]), "^cost must be finite$"),
     (np.zeros(3), "2-D"),
 ])
 def test_rejects(cost, message):
@@ -126,3 +126,13 @@ def test_empty_matrices_have_no_pairs():
     for shape in [(0, 0), (0, 3), (3, 0)]:
         rows, columns = munkres_assignment(np.zeros(shape))
         assert rows.size == columns.size == 0
+        # Index arrays, as for any other matrix: callers index with them.
+        assert rows.dtype == columns.dtype == np.intp
+
+
+def test_integer_costs_are_taken_as_float64():
+    # The steps subtract float minima in place: an integer matrix must not stay integer.
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        cost = rng.integers(0, 4, _shape(rng, 6))
+        assert _ours(cost) == _ours(cost.astype(np.float64)) == _package(cost.astype(np.float64))
