@@ -5,6 +5,7 @@ refusal names what it refuses, each limit is tried on both sides, and the pixel
 maps are the port's x_in = (x + 0.5)·scale − 0.5 computed in float64.
 """
 
+import cv2
 import numpy as np
 import pytest
 
@@ -86,7 +87,29 @@ def test_the_frame_is_resized_by_the_scale_and_padded_to_the_stride():
     frame = np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8)
     padded, scale, padding = resize_pad_for_bottom_up(frame, 17, 8, 128)
     assert scale == 17 / 30 and padded.shape == (24, 32, 3) and padding == (7, 4)
+    assert padded.dtype == np.uint8
     assert (padded[17:] == 128).all() and (padded[:, 28:] == 128).all()
+    # The port's resize: cubic, fx = fy = scale.
+    cubic = cv2.resize(frame, (0, 0), fx=17 / 30, fy=17 / 30, interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(padded[:17, :28], cubic)
+
+
+@pytest.mark.parametrize("size, scale", [((17, 20), 0.4), ((12, 40), 0.4), ((9, 100), 0.3)])
+def test_a_fixed_input_fits_the_frame_by_its_tighter_side(size, scale):
+    # 30x50 into (height, width): scale = min(height / 30, width / 50).
+    frame = np.random.default_rng(1).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    padded, got, padding = resize_pad_for_bottom_up(frame, size[0], 8, 0, target_width=size[1])
+    assert got == pytest.approx(scale, rel=1e-12) and padded.shape == (*size, 3)
+    cubic = cv2.resize(frame, (0, 0), fx=got, fy=got, interpolation=cv2.INTER_CUBIC)
+    rows, cols = min(cubic.shape[0], size[0]), min(cubic.shape[1], size[1])
+    assert padding == (size[0] - rows, size[1] - cols)
+    np.testing.assert_array_equal(padded[:rows, :cols], cubic[:rows, :cols])
+
+
+def test_a_fixed_input_that_leaves_no_row_is_refused():
+    # 100x4000 into 10x10: scale 0.0025, 0.25 rows.
+    with pytest.raises(InputError, match="shrinks to nothing"):
+        resize_pad_for_bottom_up(_frame(100, 4000), 10, 1, 0, target_width=10)
 
 
 def test_coordinates_map_as_pixel_centres_in_float64():
