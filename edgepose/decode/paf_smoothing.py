@@ -106,14 +106,15 @@ class NetworkSmoothing:
 
 
 def one_thread_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """a @ b into `out`, in column chunks small enough for OpenBLAS to run each on the
+    """a @ b into `out`, in chunks of rows small enough for OpenBLAS to run each on the
     calling thread (it threads products above m·n·k = 2**18). Waking the BLAS's
     threads for products this small costs more than it saves, and on a busy machine
-    (a stream's other stages, other processes) it doubled a big frame's decoding."""
+    (a stream's other stages, other processes) it doubled a big frame's decoding.
+    Rows, not columns: each chunk of `out` stays contiguous."""
     rows, inner = a.shape
-    step = max(1, _ONE_THREAD_MACS // max(rows * inner, 1))
-    for start in range(0, b.shape[1], step):
-        np.matmul(a, b[:, start:start + step], out=out[:, start:start + step])
+    step = max(1, _ONE_THREAD_MACS // max(inner * b.shape[1], 1))
+    for start in range(0, rows, step):
+        np.matmul(a[start:start + step], b, out=out[start:start + step])
     return out
 
 
@@ -147,6 +148,7 @@ def _resizes(size: int, stride: int, valid: int) -> np.ndarray:
     return opencv_cubic_weights(size, size * stride)[:valid]
 
 
+@functools.lru_cache(maxsize=16)
 def resize_gain(size: int, stride: int, valid: int, image: int) -> float:
     """How much the port's two cubic resizes can enlarge a value along one axis: the
     product of their largest row sums of |weights|. The resized map's values are at
