@@ -128,6 +128,14 @@ def test_maps_the_products_cannot_bound_are_left_to_the_filter(value):
     assert smooth_network_map(maps, 8, (328, 184), (656, 368), 3.0, 4.0) is None
 
 
+@pytest.mark.parametrize("image, products", [((160, 132), True), ((161, 132), False),
+                                             ((160, 133), False), ((20, 10), True)])
+def test_frames_far_above_the_network_input_are_left_to_the_filter(image, products):
+    # Up to 4 times the valid input (40x33) per side; beyond, near-ties decide the time.
+    maps = np.random.default_rng(6).random((5, 7)).astype(np.float32)
+    assert (smooth_network_map(maps, 8, (40, 33), image, 3.0, 4.0) is not None) is products
+
+
 def test_no_smoothing_is_left_to_the_exact_path():
     maps = np.ones((5, 7), np.float32)
     assert smooth_network_map(maps, 8, (40, 33), (41, 30), 0.0, 4.0) is None
