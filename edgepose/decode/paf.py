@@ -58,10 +58,9 @@ import cv2
 import numpy as np
 
 from edgepose.decode.paf_limbs import score_every_limb, score_pairs
-from edgepose.decode.paf_peaks import (NonFiniteMap, Peaks, Scratch, float_maps, heatmap_peaks,
-                                       smoothed_map_peaks)
-from edgepose.decode.paf_smoothing import (FLOAT32_SAFE, NetworkSmoothing, resize_gain,
-                                           smooth_network_map)
+from edgepose.decode.paf_peaks import (FLOAT32_SAFE, NonFiniteMap, Peaks, Scratch, float_maps,
+                                       heatmap_peaks, smoothed_map_peaks)
+from edgepose.decode.paf_smoothing import NetworkSmoothing, resize_gain, smooth_network_map
 # Re-exported: they were this module's before peak finding moved to paf_peaks.
 from edgepose.decode.paf_peaks import gaussian_kernel, gaussian_smooth  # noqa: F401
 from edgepose.decode.paf_peaks import gaussian_smooth_at  # noqa: F401

@@ -25,7 +25,7 @@ _ERROR_SAFETY = 4.0
 # Absolute floor of the bound: SIMD code may flush float32 subnormals (< 1.2e-38) to 0.
 _ERROR_FLOOR = 1e-35
 # Beyond this float32's exponent range is near: such maps are smoothed in float64.
-_FLOAT32_SAFE = 1e30
+FLOAT32_SAFE = 1e30
 # cv2.dilate with it gives the largest of the 4 neighbours, the pixel itself excluded.
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 # Pixels per call of the exact test, whose temporaries are ~25 taps wide per pixel.
@@ -287,7 +287,7 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
         raise NonFiniteMap(f"rows {source_top}:{source_bottom} hold NaN/inf values")
     largest = max(high, -low)
     # float32 cannot hold the map: smooth in float64, whose error bound is 2**29 smaller.
-    wide = largest > _FLOAT32_SAFE
+    wide = largest > FLOAT32_SAFE
     unit = 2.0 ** -53 if wide else 2.0 ** -24
     error = 0.0 if exact else (
         _ERROR_SAFETY * (2 * (2 * radius + 1) + 4) * unit * largest + _ERROR_FLOOR)

@@ -9,10 +9,10 @@ matrix A, and the smoothed map is A_y · S · A_xᵀ: a 23x41 map multiplied out
 instead of 368x656 values filtered with 25 taps in each direction.
 
 The result is not bit for bit the port's: OpenCV rounds each resize pass to
-float32, and the products here are float32 too. smooth_network_map returns a
-rigorous bound on the distance to the port's smoothed values alongside, which is
-what paf_peaks' peak test needs to settle every pixel it can and test the rest on
-the exact values.
+float32, and the products here are float32 too. Each band of rows comes with a
+rigorous bound on its distance to the port's smoothed values, which is what
+paf_peaks' peak test needs to settle every pixel it can and test the rest on the
+exact values.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgepose.decode.paf_peaks import _reflect, gaussian_kernel
+from edgepose.decode.paf_peaks import FLOAT32_SAFE, _reflect, gaussian_kernel
 
 _UNIT = 2.0 ** -24  # float32's unit roundoff
 # One OpenCV cubic pass sums 4 products in float32: at most 4 roundings of the
@@ -46,8 +46,6 @@ _ONE_THREAD_MACS = 1 << 18
 _MAX_UPSCALE = 4
 # Image rows per block of the products (see AxisOperator.apply).
 _BLOCK_ROWS = 64
-# Beyond this, float32 products could overflow: such maps take the filtering path.
-FLOAT32_SAFE = 1e30
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,8 @@ class AxisOperator:
     nonzero weights in a row. resize_abs: the product of the largest row sums of
     |weights| of OpenCV's two resizes along this axis. blocks: (first row, end row,
     first column, end column) of row blocks covering the matrix, each with every
-    nonzero weight of its rows inside its columns.
+    network row its rows reach inside its columns: through any weight of the
+    resizes and the Gaussian, even one the composition cancels to 0.
     """
 
     matrix: np.ndarray
@@ -184,8 +183,8 @@ def opencv_agrees(height: int, width: int, stride: int, valid_size: tuple[int, i
     half = along_y @ probe.astype(np.float64)
     # A band of rows at a time: a whole float64 frame would double a big frame's memory.
     step = max(1, (1 << 20) // image_w)
-    distance = max(np.abs(half[start:start + step] @ along_x.T - resized[start:start + step]).max()
-                   for start in range(0, image_h, step))
+    distance = max(np.abs(half[rows] @ along_x.T - resized[rows]).max()
+                   for rows in (slice(start, start + step) for start in range(0, image_h, step)))
     gain = resize_gain(height, stride, valid_h, image_h) * resize_gain(width, stride, valid_w,
                                                                         image_w)
     bound = _OPENCV_PASSES * _OPENCV_PASS_ROUNDINGS * gain * _UNIT * np.abs(probe).max()
@@ -226,7 +225,8 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     map's values are too large for float32 products, or this OpenCV does not
     resize as its weights say (opencv_agrees).
 
-    The bound, with M the largest |S| the rows reach, r the row sums of |weights| and u = 2^-24:
+    The bound, with M the largest |S| the rows reach, r the row sums of |weights|
+    and u = 2^-24:
     - OpenCV: each of its four float32 passes rounds its 4 products and its sum,
       ≤ 5u of the magnitudes it adds, which are ≤ M·Π r of all passes so far; the
       later passes scale that by their own r, so each pass adds ≤ 5u·M·Π r of all
@@ -246,6 +246,7 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     along_x = axis_operator(width, stride, valid_w, image_w, sigma, truncate)
     largest = float(np.abs(network_map).max())
     scale = along_y.abs_sum * along_x.abs_sum
+    # Beyond FLOAT32_SAFE, float32 products could overflow: such maps are filtered.
     if not largest * max(scale, along_y.resize_abs * along_x.resize_abs) < FLOAT32_SAFE:
         return None
     source = np.asarray(network_map, dtype=np.float32)
