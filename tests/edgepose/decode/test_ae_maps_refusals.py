@@ -66,3 +66,18 @@ def test_the_flip_shape_refusal_lists_every_shape():
                                           r"\(17, 4, 4\)"):
         average_flip(_maps(17, 4, 4), _maps(17, 4, 4), _maps(17, 4, 5), _maps(17, 4, 4),
                      np.arange(17))
+
+
+def test_float16_maps_are_read_as_float32():
+    # An FP16 engine's outputs: OpenCV reads float32 and float64 only.
+    maps = _maps(2, 4, 6).astype(np.float16)
+    out = resize_bilinear(maps, (12, 8))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, resize_bilinear(maps.astype(np.float32), (12, 8)))
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 6), (2, 4, 1), (2, 1, 1)])
+def test_maps_one_pixel_high_or_wide_are_maps(shape):
+    out = resize_bilinear(np.full(shape, 0.5, np.float32), (3, 2))
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_allclose(out, 0.5, rtol=0, atol=1e-7)
