@@ -41,35 +41,23 @@ def _check_finite(heatmaps: np.ndarray) -> None:
     check_finite(heatmaps, "heatmaps", ("person", "keypoint"))
 
 
-def _argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The maps' values flat, the row-major first argmax of each map, its flat position
-    among the values and its value."""
+def _argmax(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N·K, H·W) view of the maps, the row-major first argmax of each and its value."""
     n, k, h, w = heatmaps.shape
     # h·w, not -1: numpy cannot infer an axis of a 0-person batch.
     flat = heatmaps.reshape(n * k, h * w)
     index = np.argmax(flat, axis=1)
-    at = np.arange(0, n * k * h * w, h * w)
-    at += index
-    values = flat.reshape(-1)
-    return values, index, at, values.take(at)
+    return flat, index, flat[np.arange(n * k), index]
 
 
-def _coords(px: np.ndarray, py: np.ndarray, n: int, k: int) -> np.ndarray:
-    """(N, K, 2) float32 (x, y) of pixels (px, py)."""
+def _coords(px: np.ndarray, py: np.ndarray, positive: np.ndarray, n: int, k: int
+            ) -> np.ndarray:
+    """(N, K, 2) float32 (x, y) of argmax pixels, (0, 0) where the max is not positive."""
     coords = np.empty((n * k, 2), dtype=np.float32)
     coords[:, 0] = px
     coords[:, 1] = py
+    coords *= positive[:, None]
     return coords.reshape(n, k, 2)
-
-
-def _argmax_pixels(index: np.ndarray, maxvals: np.ndarray, w: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(px, py) of the argmax, (0, 0) where the max is not positive (HRNet's mask)."""
-    py, px = np.divmod(index, w)
-    positive = maxvals > 0
-    px *= positive
-    py *= positive
-    return px, py
 
 
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +69,9 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     heatmaps = _check_heatmaps(heatmaps)
     n, k, h, w = heatmaps.shape
-    _, index, _, maxvals = _argmax(heatmaps)
-    coords = _coords(*_argmax_pixels(index, maxvals, w), n, k)
+    _, index, maxvals = _argmax(heatmaps)
+    py, px = np.divmod(index, w)
+    coords = _coords(px, py, maxvals > 0, n, k)
     return coords, maxvals.astype(np.float32, copy=False).reshape(n, k)
 
 
@@ -105,25 +94,22 @@ def refine_shift(coords: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
 def _shift(coords: np.ndarray, flat: np.ndarray, h: int, w: int) -> np.ndarray:
     px = np.floor(coords[..., 0] + 0.5).astype(np.intp).reshape(-1)
     py = np.floor(coords[..., 1] + 0.5).astype(np.intp).reshape(-1)
-    at = np.arange(0, flat.size, h * w) + py * w + px
-    return _shift_at(coords, flat.reshape(-1), at, px, py, h, w)
+    return _shift_at(coords, flat, px, py, h, w)
 
 
-def _shift_at(coords: np.ndarray, values: np.ndarray, at: np.ndarray, px: np.ndarray,
-              py: np.ndarray, h: int, w: int) -> np.ndarray:
-    """The quarter-pixel step of M points at pixels (px, py); values: the M maps of
-    H·W values flat, `at` each point's flat position among them (for a point not
-    inside, any position in its map); coords (..., 2) with M points, moved in place."""
+def _shift_at(coords: np.ndarray, flat: np.ndarray, px: np.ndarray, py: np.ndarray,
+              h: int, w: int) -> np.ndarray:
+    """The quarter-pixel step of M points at pixels (px, py) of the (M, H·W) maps;
+    coords (..., 2) with M points, moved in place."""
     inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+    at = np.arange(flat.shape[0]) * (h * w) + py * w + px
     # One flat take of the four neighbours costs a fraction of 2-D fancy indexing;
     # clipped indices keep the points not inside in bounds, their values dropped.
     # Rows: right, left, down, up; they pair up as HRNet's diff (right − left, down − up).
-    around = values.take(at + np.array([[1], [-1], [w], [-w]]), mode="clip")
-    step = around[0::2] - around[1::2]
-    np.sign(step, out=step)
-    step *= np.where(inside, 0.25, 0.0)  # ±0.25 or 0: exact in any float type
+    around = flat.reshape(-1).take(at + np.array([[1], [-1], [w], [-w]]), mode="clip")
+    step = np.where(inside, np.float32(0.25) * np.sign(around[0::2] - around[1::2]), 0)
     xy = coords.reshape(-1, 2)
-    xy += step.T
+    xy += step.T.astype(coords.dtype)
     if not np.shares_memory(xy, coords):  # coords that could not be viewed flat
         coords[...] = xy.reshape(coords.shape)
     return coords
@@ -208,11 +194,11 @@ class TopDownDecoder:
         """
         heatmaps = _check_heatmaps(heatmaps)
         n, k, h, w = heatmaps.shape
-        values, index, at, maxvals = _argmax(heatmaps)
+        flat, index, maxvals = _argmax(heatmaps)
         # NaN wins np.argmax and +inf is the maximum, so the maxima show both; one
         # min then finds a -inf, where a float64 sum read every value slower. Only
         # a bad value pays for the scan that names it.
-        if values.size and not (np.isfinite(maxvals).all() and np.isfinite(values.min())):
+        if flat.size and not (np.isfinite(maxvals).all() and np.isfinite(flat.min())):
             _check_finite(heatmaps)
         for name, value in (("centers", centers), ("scales", scales)):
             shape = np.shape(value)
@@ -223,15 +209,15 @@ class TopDownDecoder:
                     f"heatmaps hold {n} people but {name} hold {shape[0]}; pass the "
                     f"centers and scales the crops were made with"
                 )
-        px, py = _argmax_pixels(index, maxvals, w)
-        coords = _coords(px, py, n, k)
+        py, px = np.divmod(index, w)
+        positive = maxvals > 0
+        coords = _coords(px, py, positive, n, k)
         scores = maxvals.astype(np.float32, copy=False).reshape(n, k)
         if self.refine == "shift" and w >= 4 and h >= 4:
-            # The rounded coords are the argmax pixels; where the max is <= 0 they are
-            # (0, 0), not inside, and `at` (the argmax) is as good as any position.
-            _shift_at(coords, values, at, px, py, h, w)
+            # The rounded coords are the argmax pixels, (0, 0) where the max is <= 0.
+            _shift_at(coords, flat, px * positive, py * positive, h, w)
         elif self.refine == "dark" and w >= 5 and h >= 5:
-            refine_dark_maps(coords, values.reshape(n * k, h, w), scores.reshape(n * k),
+            refine_dark_maps(coords, flat.reshape(n * k, h, w), scores.reshape(n * k),
                              self.dark_kernel)
         xy = heatmap_to_image(coords, centers, scales, (w, h))
         return xy, scores
