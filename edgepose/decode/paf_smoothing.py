@@ -148,9 +148,12 @@ def gaussian_rows(matrix: np.ndarray, sigma: float, truncate: float) -> np.ndarr
 
 
 @functools.lru_cache(maxsize=16)
-def _resizes(size: int, stride: int, valid: int) -> np.ndarray:
-    """OpenCV's ×stride weights along one axis, cropped to the first `valid` rows."""
-    return opencv_cubic_weights(size, size * stride)[:valid]
+def _resizes(size: int, stride: int, valid: int, image: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's weights of the port's two resizes along one axis: ×stride cropped to the
+    first `valid` rows, (valid, size), then to the image, (image, valid)."""
+    return (opencv_cubic_weights(size, size * stride)[:valid],
+            opencv_cubic_weights(valid, image))
 
 
 @functools.lru_cache(maxsize=16)
@@ -158,8 +161,14 @@ def resize_gain(size: int, stride: int, valid: int, image: int) -> float:
     """How much the port's two cubic resizes can enlarge a value along one axis: the
     product of their largest row sums of |weights|. The resized map's values are at
     most resize_gain(y)·resize_gain(x)·max|map| (plus float32 rounding)."""
-    return float(np.abs(_resizes(size, stride, valid)).sum(axis=1).max()
-                 * np.abs(opencv_cubic_weights(valid, image)).sum(axis=1).max())
+    upsample, to_image = _resizes(size, stride, valid, image)
+    return float(np.abs(upsample).sum(axis=1).max() * np.abs(to_image).sum(axis=1).max())
+
+
+def _resize_matrix(size: int, stride: int, valid: int, image: int) -> np.ndarray:
+    """(image, size) float64: the port's two resizes along one axis as one matrix."""
+    upsample, to_image = _resizes(size, stride, valid, image)
+    return to_image @ upsample
 
 
 @functools.lru_cache(maxsize=16)
@@ -178,9 +187,8 @@ def opencv_agrees(height: int, width: int, stride: int, valid_size: tuple[int, i
     upsampled = cv2.resize(probe, (width * stride, height * stride),
                            interpolation=cv2.INTER_CUBIC)[:valid_h, :valid_w]
     resized = cv2.resize(upsampled, image_size, interpolation=cv2.INTER_CUBIC)
-    along_y = opencv_cubic_weights(valid_h, image_h) @ _resizes(height, stride, valid_h)
-    along_x = opencv_cubic_weights(valid_w, image_w) @ _resizes(width, stride, valid_w)
-    half = along_y @ probe.astype(np.float64)
+    along_x = _resize_matrix(width, stride, valid_w, image_w)
+    half = _resize_matrix(height, stride, valid_h, image_h) @ probe.astype(np.float64)
     # A band of rows at a time: a whole float64 frame would double a big frame's memory.
     step = max(1, (1 << 20) // image_w)
     distance = max(np.abs(half[rows] @ along_x.T - resized[rows]).max()
@@ -196,7 +204,7 @@ def axis_operator(size: int, stride: int, valid: int, image: int, sigma: float,
                   truncate: float) -> AxisOperator:
     """The port's path along one axis: network `size` → ×stride → first `valid` → `image`,
     then the Gaussian. Cached: a stream's frames share their sizes."""
-    to_image, upsample = opencv_cubic_weights(valid, image), _resizes(size, stride, valid)
+    upsample, to_image = _resizes(size, stride, valid, image)
     composed = gaussian_rows(to_image @ upsample, sigma, truncate)
     reach = gaussian_rows(np.abs(to_image) @ np.abs(upsample), sigma, truncate) > 0
     matrix = composed.astype(np.float32)

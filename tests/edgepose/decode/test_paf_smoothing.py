@@ -286,7 +286,8 @@ def test_the_peak_limit_keeps_the_strongest_as_the_filtering_path(monkeypatch):
 
 @pytest.fixture
 def fresh_caches():
-    cached = (paf_smoothing._resizes, paf_smoothing.opencv_agrees, paf_smoothing.axis_operator)
+    cached = (paf_smoothing._resizes, paf_smoothing.resize_gain, paf_smoothing.opencv_agrees,
+              paf_smoothing.axis_operator)
     for function in cached:
         function.cache_clear()
     yield
@@ -304,8 +305,9 @@ def test_an_opencv_that_resizes_otherwise_is_filtered_instead(fresh_caches, monk
                           ).astype(np.float64)
 
     assert paf_smoothing.opencv_agrees(23, 41, 8, (328, 184), (656, 368))
-    paf_smoothing.opencv_agrees.cache_clear()
-    paf_smoothing._resizes.cache_clear()
+    for function in (paf_smoothing.opencv_agrees, paf_smoothing._resizes,
+                     paf_smoothing.resize_gain):
+        function.cache_clear()
     monkeypatch.setattr(paf_smoothing, "opencv_cubic_weights", bilinear)
     assert not paf_smoothing.opencv_agrees(23, 41, 8, (328, 184), (656, 368))
     maps = np.zeros((1, 23, 41), np.float32)
