@@ -222,3 +222,116 @@ def test_find_peaks_of_no_maps_is_empty_with_the_documented_dtypes():
     peaks = find_peaks(maps, PafParams())
     assert peaks.xy.tolist() == [[9, 9]] and peaks.parts.tolist() == [1]
     assert peaks.xy.dtype == peaks.parts.dtype == peaks.starts.dtype == np.int64
+
+
+def _brute_force_at(heatmap, y, x, sigma=3.0, threshold=0.1):
+    """The port's peak test at pixels (y, x), on SciPy's whole smoothed map."""
+    peak = np.zeros(heatmap.shape, bool)
+    peak[_brute_force(heatmap, sigma, threshold)] = True
+    return peak[y, x]
+
+
+def _near_ties(seed, offset, dtype=np.float32):
+    """A map of blobs centred `offset` px past half-way between two pixels, and those
+    pixels: their smoothed values differ by about offset × slope, or tie exactly (a
+    float32 map holds no offset below ~1e-7 px: its blobs are symmetric)."""
+    rng = np.random.default_rng(seed)
+    gy, gx = np.mgrid[0:48, 0:52]
+    heatmap = np.zeros((48, 52))
+    ys, xs = [], []
+    for _ in range(5):
+        cy, cx = rng.integers(0, 48), rng.integers(0, 51) + 0.5 + offset
+        heatmap = np.maximum(heatmap, rng.uniform(0.05, 1.5) * np.exp(
+            -((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * rng.uniform(1, 6) ** 2)))
+        ys += [cy, cy]
+        xs += [int(cx), int(cx) + 1]
+    return heatmap.astype(dtype), np.array(ys), np.array(xs)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e-15, 1e-13, 1e-11, 1e-9, 1e-6, 1e-3])
+def test_the_float64_test_decides_only_what_its_bound_settles(offset):
+    # Each decision of the float64 products is the one SciPy's values give, however
+    # close the two pixels are; a gap of 1e-9 px and more (values ~1e-11 apart, far
+    # above float64 rounding) is decided, while exact ties are left to SciPy's order.
+    decided_pairs = 0
+    for seed in range(40):
+        heatmap, y, x = _near_ties(seed, offset)
+        result, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, 0.1)
+        expected = _brute_force_at(heatmap, y, x)
+        np.testing.assert_array_equal(result[decided], expected[decided])
+        np.testing.assert_array_equal(
+            paf_peaks._exact_peak_test(heatmap, y, x, 3.0, 4.0, 0.1), expected)
+        decided_pairs += int(decided.all())
+    if offset >= 1e-9:
+        assert decided_pairs == 40
+    if offset == 0:
+        assert decided_pairs < 40  # some blobs above the threshold tie exactly
+
+
+def test_the_float64_test_reads_the_map_as_scipy_reflects_it_at_edges_and_corners():
+    rng = np.random.default_rng(7)
+    heatmap = _blobs(rng, (30, 33), 12, sigma=2.0)
+    y, x = np.mgrid[0:30, 0:33]
+    y, x = y.reshape(-1), x.reshape(-1)
+    result, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, 0.1)
+    assert decided.mean() > 0.999
+    np.testing.assert_array_equal(result[decided], _brute_force_at(heatmap, y, x)[decided])
+
+
+def test_many_unsure_pixels_go_straight_to_scipys_order(monkeypatch):
+    # A plateau's thousands of pixels: no patch per pixel, the exact tile instead.
+    heatmap = np.full((40, 45), 0.5, np.float32)
+    y, x = np.mgrid[0:40, 0:45]
+    y, x = y.reshape(-1), x.reshape(-1)
+    assert len(y) > paf_peaks._PRODUCT_POINTS
+    monkeypatch.setattr(paf_peaks, "_float64_peak_test", None)  # must not be called
+    np.testing.assert_array_equal(paf_peaks._exact_peak_test(heatmap, y, x, 3.0, 4.0, 0.1),
+                                  _brute_force_at(heatmap, y, x))
+
+
+def test_the_float64_test_settles_near_ties_only_beyond_its_bound():
+    # Gaps of 1e-16..1e-14 px in float64 maps: values apart by about float64's
+    # rounding, which the products and SciPy order differently for ~1% of the pairs;
+    # none may be decided against SciPy's order.
+    wrong = 0
+    for seed in range(300):
+        heatmap, y, x = _near_ties(seed, (1e-14, 3e-15, 1e-15, 3e-16)[seed % 4], np.float64)
+        result, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, 0.1)
+        wrong += int((result != _brute_force_at(heatmap, y, x))[decided].sum())
+    assert wrong == 0
+
+
+def test_the_float64_test_leaves_a_value_within_its_bound_of_the_threshold_undecided():
+    # One hot pixel among blobs: its smoothed value s is SciPy's, its neighbours lower.
+    # Thresholds a few float64 steps either side of s are for SciPy's order to settle
+    # (the products round s otherwise); thresholds 1e-10·s away are decided (the bound
+    # is ~5e-14 times the largest value read, here ~60·s).
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        heatmap = _blobs(rng, (31, 31), 4, sigma=1.0, dtype=np.float64) * 0.01
+        heatmap[15, 15] = rng.uniform(1, 10)
+        s = ndimage.gaussian_filter(heatmap, 3.0)[15, 15]
+        at = np.array([15]), np.array([15])
+        steps = np.arange(-4, 5) * np.spacing(s)
+        for threshold in np.concatenate([s + steps, s + np.array([-1e-10, 1e-10]) * s]):
+            result, decided = paf_peaks._float64_peak_test(heatmap, *at, 3.0, 4.0, threshold)
+            far = abs(threshold - s) > 1e-11 * s
+            assert decided[0] == far
+            if decided[0]:
+                assert result[0] == (s > threshold)
+            assert paf_peaks._exact_peak_test(heatmap, *at, 3.0, 4.0, threshold)[0] == \
+                (s > threshold)
+
+
+def test_outside_the_map_counts_as_zero_for_a_negative_map_and_threshold():
+    # The port pads its shifted copies with 0: a negative pixel at the edge is never
+    # >= that 0, however it compares with the neighbours inside.
+    heatmap = -_blobs(np.random.default_rng(3), (20, 24), 6, sigma=2.0) - 0.5
+    y, x = np.mgrid[0:20, 0:24]
+    y, x = y.reshape(-1), x.reshape(-1)
+    result, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, -10.0)
+    assert decided.all() and not result.any()
+    inner = np.float64(np.pad(ndimage.gaussian_filter(heatmap.astype(np.float64), 3.0), 1,
+                              constant_values=-np.inf))
+    assert (inner[1:-1, 1:-1] >= np.maximum.reduce([inner[:-2, 1:-1], inner[2:, 1:-1],
+                                                    inner[1:-1, :-2], inner[1:-1, 2:]])).any()
