@@ -335,3 +335,19 @@ def test_outside_the_map_counts_as_zero_for_a_negative_map_and_threshold():
                               constant_values=-np.inf))
     assert (inner[1:-1, 1:-1] >= np.maximum.reduce([inner[:-2, 1:-1], inner[2:, 1:-1],
                                                     inner[1:-1, :-2], inner[1:-1, 2:]])).any()
+
+
+def test_the_float64_test_never_decides_within_the_textbook_rounding_bound():
+    # Two float64 smoothings of 25 taps along each axis (the products' and SciPy's)
+    # may each be off by γ(50)·max|patch| (Higham's bound for sums of 50 terms, any
+    # order), so a threshold that close to SciPy's value is not the products' to decide.
+    gamma = 50 * 2.0 ** -53 / (1 - 50 * 2.0 ** -53)
+    for value in (1.0, 5.5, 0.2, 40.0):
+        heatmap = np.zeros((31, 31))
+        heatmap[15, 15] = value
+        s = ndimage.gaussian_filter(heatmap, 3.0)[15, 15]
+        for side in (-1, 1):
+            threshold = s + side * 0.99 * 2 * gamma * value
+            _, decided = paf_peaks._float64_peak_test(heatmap, np.array([15]), np.array([15]),
+                                                      3.0, 4.0, threshold)
+            assert not decided[0]
