@@ -22,8 +22,7 @@ goal's: maps in, people out: NMS, top-k, grouping, adjust, person scores,
 refine), and its two halves "grouping" (match_by_tag from the top-k candidates)
 and "finish" (adjust, person scores and refine). Single-threaded (numpy's and
 OpenCV's thread pools are held at one thread). Times are medians of --repeats
-runs of the reference and 10x as many of edgepose, in one process, in rounds that
-alternate the two (a busy stretch of the machine slows both); they depend
+runs of the reference and 10x as many of edgepose, in one process; they depend
 on the machine and its load (recorded in the JSON).
 
 With --official-higherhrnet DIR (a checkout of HRNet/HigherHRNet-Human-Pose-Estimation),
@@ -53,8 +52,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from benchmarks.official_code import OfficialCodeError, higherhrnet_parse, revision  # noqa: E402
 from benchmarks.timing import (  # noqa: E402
     add_scene_arguments,
-    interleaved_medians,
     machine,
+    median_seconds,
     parse_size,
     write_report,
 )
@@ -202,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name, (edgepose, official) in workloads.items():
         edgepose()  # warm caches and imports
-        edgepose_s, official_s = interleaved_medians((edgepose, official), (10, 1), args.repeats)
+        edgepose_s = median_seconds(edgepose, 10 * args.repeats)
+        official_s = median_seconds(official, args.repeats)
         rows[name] = {"official_ms": 1e3 * official_s, "edgepose_ms": 1e3 * edgepose_s,
                       "ratio": official_s / edgepose_s}
 

@@ -30,8 +30,9 @@ ImageMaps: a PAF channel resized when a limb reads it, a heatmap resized for its
 peaks' scores and smoothed from the network map by two small products
 (paf_smoothing; its peaks are still the port's). The same people; scores a
 float32 rounding apart, as that test allows. OpenCV and the BLAS run on one thread. Times are
-medians of --repeats runs in one process; figures depend on the machine and its
-load (the load average is recorded).
+medians of --repeats runs of the reference and 10x as many of edgepose, each side's
+run back to back, in one process; figures depend on the machine and its load (the
+load average is recorded).
 
 With --official-openpose DIR (a checkout of Hzzone/pytorch-openpose), the port's
 own Body.__call__ is timed too, its network replaced by the recorded maps of

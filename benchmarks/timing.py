@@ -8,7 +8,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from edgepose.io import write_json_atomic
 
@@ -38,38 +38,22 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:
     """Median wall time of `repeats` calls: robust to one call slowed by the machine."""
-    return statistics.median(_seconds(function, repeats))
-
-
-def _seconds(function: Callable[[], object], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return times
-
-
-def interleaved_medians(functions: Sequence[Callable[[], object]], calls: Sequence[int],
-                        repeats: int) -> list[float]:
-    """Median wall time of each function, timed in `repeats` rounds that call each in
-    turn calls[i] times: a stretch of a busy machine slows every side, not one side's
-    whole block, so the ratios hold up where the absolute times do not."""
-    times: list[list[float]] = [[] for _ in functions]
-    for _ in range(repeats):
-        for function, count, spent in zip(functions, calls, times):
-            spent += _seconds(function, count)
-    return [statistics.median(spent) for spent in times]
+    return statistics.median(times)
 
 
 def time_stages(stages: Stages, repeats: int) -> dict[str, dict[str, float]]:
-    """Median times of each stage (the vectorised side runs 10x as often: it is faster,
-    interleaved with the reference) and the ratio, after one untimed call of the
-    vectorised side to warm caches and imports."""
+    """Median times of each stage (the vectorised side runs 10x as often: it is faster) and
+    the ratio, after one untimed call of the vectorised side to warm caches and imports."""
     results = {}
     for name, (fast, loop) in stages.items():
         fast()
-        fast_s, loop_s = interleaved_medians((fast, loop), (10, 1), repeats)
+        fast_s = median_seconds(fast, 10 * repeats)
+        loop_s = median_seconds(loop, repeats)
         results[name] = {"vectorised_ms": 1e3 * fast_s, "reference_ms": 1e3 * loop_s,
                          "ratio": loop_s / fast_s}
     return results

@@ -26,10 +26,8 @@ point); both must give the same image pixels. "dark refine" is refine_dark on
 given peaks; "dark decoder" is TopDownDecoder("dark").decode against mmpose's
 DARK plus HRNet's transform_preds (DarkPose's own get_final_preds is HRNet's
 with the DARK step). "read-once bound" is one np.max over each map, the least
-any decode that reads every value can cost, timed beside each workload (its line
-is the median of those). Times are medians of --repeats runs (edgepose and the
-bound run 10x as many) in one process, in rounds that alternate the three sides
-(a busy stretch of the machine slows all of them), on one thread (OpenCV's
+any decode that reads every value can cost. Times are medians of --repeats runs
+(edgepose and the bound run 10x as many) in one process, on one thread (OpenCV's
 and the BLAS's); they depend on the machine and its load (recorded).
 """
 
@@ -42,7 +40,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -53,12 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import (  # noqa: E402
-    interleaved_medians,
-    machine,
-    parse_size,
-    write_report,
-)  # noqa: E402
+from benchmarks.timing import machine, median_seconds, parse_size, write_report  # noqa: E402
 from edgepose.decode.topdown import (  # noqa: E402
     TopDownDecoder,
     get_max_preds,
@@ -307,13 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     bound = lambda: np.max(heatmaps, axis=(2, 3))  # noqa: E731
     bound()
+    bound_ms = 1e3 * median_seconds(bound, fast_repeats)
     rows = {}
     for name, (fast, official, kind) in workloads.items():
         fast()
-        # The bound is timed beside each workload, in the same rounds.
-        fast_s, bound_s, official_s = interleaved_medians((fast, bound, official), (10, 10, 1),
-                                                          args.repeats)
-        fast_ms, bound_ms, official_ms = 1e3 * fast_s, 1e3 * bound_s, 1e3 * official_s
+        fast_ms = 1e3 * median_seconds(fast, fast_repeats)
+        official_ms = 1e3 * median_seconds(official, args.repeats)
         ratio = official_ms / fast_ms
         if kind == "shift":
             met = ratio >= SHIFT_GOAL and fast_ms <= BOUND_GOAL * bound_ms
@@ -322,9 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             met = ratio >= DARK_GOAL
             goal = f">= {DARK_GOAL:g}x"
         rows[name] = {"official_ms": official_ms, "edgepose_ms": fast_ms, "ratio": ratio,
-                      "bound_ms": bound_ms, "bound_multiple": fast_ms / bound_ms, "goal": goal,
-                      "goal_met": met}
-    bound_ms = statistics.median(r["bound_ms"] for r in rows.values())
+                      "bound_multiple": fast_ms / bound_ms, "goal": goal, "goal_met": met}
 
     print(f"Top-down decode, {n} people x {args.joints} keypoints x {height}x{width} float32, "
           f"seed {args.seed}: shift identical to the official decode: "
