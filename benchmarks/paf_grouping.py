@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.official_openpose is not None and args.preset != "python":
+        print("paf_grouping: error: the port's own code runs the python preset's constants; "
+              "drop --preset or --official-openpose", file=sys.stderr)
+        return 2
     height, width = parse_size(args.size)
     ref = load_reference()
     params = PafParams.preset(args.preset)

@@ -149,3 +149,13 @@ def test_the_paf_benchmark_stops_when_the_ports_people_differ(port, tmp_path, ca
     assert code == 1
     assert "edgepose and the port's own code disagree" in capsys.readouterr().err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_the_paf_benchmark_refuses_the_port_with_the_cmu_preset(port, tmp_path, capsys):
+    from benchmarks import paf_grouping
+
+    code = paf_grouping.main(["--people", "4", "--size", "92x164", "--preset", "cmu",
+                              "--json", str(tmp_path / "out.json"),
+                              "--official-openpose", str(port)])
+    assert code == 2
+    assert "runs the python preset's constants" in capsys.readouterr().err
