@@ -26,6 +26,8 @@ _ERROR_SAFETY = 4.0
 _ERROR_FLOOR = 1e-35
 # Beyond this float32's exponent range is near: such maps are smoothed in float64.
 FLOAT32_SAFE = 1e30
+# Beyond this a sum of two values may overflow float64.
+_FLOAT64_SAFE = 1e307
 # cv2.dilate with it gives the largest of the 4 neighbours, the pixel itself excluded.
 _CROSS = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.uint8)
 # Pixels per call of the exact test, whose temporaries are ~25 taps wide per pixel.
@@ -207,7 +209,7 @@ def _exact_peak_test(heatmap: np.ndarray, y: np.ndarray, x: np.ndarray, sigma: f
     values within ~1e-14 of SciPy's (_float64_peak_test), ten times cheaper; only the
     ties that bound leaves are computed in SciPy's own order of operations.
     """
-    if len(y) > _PRODUCT_POINTS:
+    if sigma <= 0 or len(y) > _PRODUCT_POINTS:
         return _scipy_order_peak_test(heatmap, y, x, sigma, truncate, threshold)
     result, decided = _float64_peak_test(heatmap, y, x, sigma, truncate, threshold)
     left = np.flatnonzero(~decided)
@@ -253,11 +255,14 @@ def _float64_peak_test(heatmap: np.ndarray, y: np.ndarray, x: np.ndarray, sigma:
     # Positive weights summing to 1: these values and SciPy's are each within
     # (2·taps + 4)·2**-53·max|patch| of the exact sums, in any order of the additions.
     taps = len(offsets) - 2
-    error = (_ERROR_SAFETY * 2 * (2 * taps + 4) * 2.0 ** -53 * np.abs(patch).max(axis=(1, 2))
-             + _ERROR_FLOOR)
+    largest = np.abs(patch).max(axis=(1, 2))
+    error = _ERROR_SAFETY * 2 * (2 * taps + 4) * 2.0 ** -53 * largest + _ERROR_FLOOR
     peak = (centre > threshold + error) & (centre >= beside + 2 * error)
     not_peak = (centre <= threshold - error) | (centre < beside - 2 * error)
-    return peak, peak | not_peak
+    # SciPy adds two values before weighting them: near float64's limit its sums
+    # overflow where these do not, so such patches are left to its order.
+    decided = (peak | not_peak) & (largest < _FLOAT64_SAFE)
+    return peak & decided, decided
 
 
 def _scipy_order_peak_test(heatmap: np.ndarray, y: np.ndarray, x: np.ndarray, sigma: float,

@@ -351,3 +351,28 @@ def test_the_float64_test_never_decides_within_the_textbook_rounding_bound():
             _, decided = paf_peaks._float64_peak_test(heatmap, np.array([15]), np.array([15]),
                                                       3.0, 4.0, threshold)
             assert not decided[0]
+
+
+def test_the_float64_test_leaves_values_near_float64s_limit_to_scipys_order():
+    # SciPy adds the two values of a tap pair first: at 1.5e308 that sum is inf, and its
+    # smoothed values with it, while the products' stay finite.
+    heatmap = np.full((30, 30), 1.5e308)
+    heatmap[10:20, 10:20] = 1e308
+    y, x = np.mgrid[0:30, 0:30]
+    y, x = y.reshape(-1), x.reshape(-1)
+    _, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, 1e300)
+    assert not decided.any()
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = _brute_force_at(heatmap, y, x, threshold=1e300)
+        assert np.isinf(ndimage.gaussian_filter(heatmap, 3.0)).any()
+        np.testing.assert_array_equal(
+            paf_peaks._exact_peak_test(heatmap, y[:200], x[:200], 3.0, 4.0, 1e300), expected[:200])
+
+
+def test_the_exact_test_without_smoothing_reads_the_map_itself():
+    heatmap = _blobs(np.random.default_rng(5), (20, 22), 4, sigma=1.5)
+    y, x = np.mgrid[0:20, 0:22]
+    y, x = y.reshape(-1), x.reshape(-1)
+    np.testing.assert_array_equal(paf_peaks._exact_peak_test(heatmap, y[:100], x[:100], 0.0, 4.0,
+                                                             0.1),
+                                  _brute_force_at(heatmap, y, x, sigma=0.0)[:100])
