@@ -157,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
               + "; ".join(wrong), file=sys.stderr)
         return 1
 
-    own_code = None
+    own_code, commit = None, None
     if args.official_higherhrnet is not None:
         try:
             parse = higherhrnet_parse(args.official_higherhrnet, params, heatmaps.shape[0])
+            commit = revision(args.official_higherhrnet)
         except OfficialCodeError as error:
             print(f"ae_grouping: error: {error}", file=sys.stderr)
             return 2
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if own_code is not None:
         title += (f"\n{OWN_CODE}: HRNet/HigherHRNet-Human-Pose-Estimation lib/core/group.py "
                   f"HeatmapParser.parse, from {args.official_higherhrnet} (commit "
-                  f"{revision(args.official_higherhrnet)}); people identical")
+                  f"{commit}); people identical")
     print_table(title, rows)
     ratio = min(rows[name]["ratio"] for name in GOAL_ROWS if name in rows)
     report = {
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "official_code": None if own_code is None else {
             "code": "HRNet/HigherHRNet-Human-Pose-Estimation lib/core/group.py "
                     "HeatmapParser.parse", "checkout": str(args.official_higherhrnet),
-            "commit": revision(args.official_higherhrnet)},
+            "commit": commit},
         "when_filed": WHEN_FILED,
         "machine": machine(),
     }

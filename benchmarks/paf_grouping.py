@@ -131,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if not same or network is None:
         print(f"paf_grouping: error: edgepose and {REFERENCE} disagree", file=sys.stderr)
         return 1
-    port = None
+    port, commit = None, None
     if args.official_openpose is not None:
         try:
             port = port_workload(ref, network[0], args.official_openpose)
+            commit = revision(args.official_openpose)
         except OfficialCodeError as error:
             print(f"paf_grouping: error: {error}", file=sys.stderr)
             return 2
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference: {REFERENCE}")
     if port is not None:
         print(f"port's own code: {OFFICIAL}, from {args.official_openpose} "
-              f"(commit {revision(args.official_openpose)})")
+              f"(commit {commit})")
     print_table(results)
     ratio = min(results[name]["ratio"] for name in GOAL_ROWS if name in results)
     report = {
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal_rows": [name for name in GOAL_ROWS if name in results],
         "official_code": None if port is None else {
             "code": OFFICIAL, "checkout": str(args.official_openpose),
-            "commit": revision(args.official_openpose)},
+            "commit": commit},
         **timing_fields(results, args.repeats, GOAL, ratio, scipy_reference=ref.HAVE_SCIPY,
                         opencv_threads=cv2.getNumThreads()),
     }

@@ -252,7 +252,9 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     sigma, truncate = float(sigma), float(truncate)
     along_y = axis_operator(height, stride, valid_h, image_h, sigma, truncate)
     along_x = axis_operator(width, stride, valid_w, image_w, sigma, truncate)
-    largest = float(np.abs(network_map).max())
+    # float32 rounding is monotone: these are also the maxima of the float32 map.
+    row_peaks = np.abs(network_map).max(axis=1)
+    largest = float(row_peaks.max())
     scale = along_y.abs_sum * along_x.abs_sum
     # Beyond FLOAT32_SAFE, float32 products could overflow: such maps are filtered.
     if not largest * max(scale, along_y.resize_abs * along_x.resize_abs) < FLOAT32_SAFE:
@@ -263,5 +265,5 @@ def smooth_network_map(network_map: np.ndarray, stride: int, valid_size: tuple[i
     # A_y · (S · A_xᵀ): the small product now, the image rows band by band.
     columns = one_thread_matmul(source, along_x.matrix.T,
                                 np.empty((height, along_x.matrix.shape[0]), np.float32))
-    return NetworkSmoothing(along_y, columns, np.abs(source).max(axis=1),
+    return NetworkSmoothing(along_y, columns, row_peaks.astype(np.float32),
                             _ERROR_SAFETY * (opencv + products) * _UNIT)
