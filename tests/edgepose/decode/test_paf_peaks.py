@@ -376,3 +376,29 @@ def test_the_exact_test_without_smoothing_reads_the_map_itself():
     np.testing.assert_array_equal(paf_peaks._exact_peak_test(heatmap, y[:100], x[:100], 0.0, 4.0,
                                                              0.1),
                                   _brute_force_at(heatmap, y, x, sigma=0.0)[:100])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sigma", [3.0, 6.0, 6.2, 16.0, 16.3])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (40, 200), (200, 40)])
+def test_the_smoothing_stays_within_its_bound_of_scipy_below_and_above_opencvs_dft(
+        dtype, sigma, shape):
+    # Taps 25, 49 | 51, 129 | 131: on either side of _DIRECT_FILTER_TAPS (50) and of
+    # OpenCV's own DFT size for float32 (130). A DFT's error is relative to the whole
+    # map: one 1e4 spike far away must not leak into the small values beside it.
+    rng = np.random.default_rng(int(sigma * 10) + shape[0])
+    heatmap = rng.uniform(-1.0, 1.0, shape)
+    heatmap[-1, -1] = 1e4
+    heatmap = heatmap.astype(dtype)
+    kernel = paf_peaks._smoothing_kernels(sigma, 4.0)[dtype is np.float64]
+    scratch = paf_peaks.Scratch()
+    smooth = paf_peaks._separable_filter(heatmap, kernel, scratch)
+    expected = ndimage.gaussian_filter(heatmap.astype(np.float64), sigma, truncate=4.0)
+    # The bound _band_peaks uses, per value: the window's largest |value|, not the map's.
+    radius = len(kernel) // 2
+    window = ndimage.maximum_filter(np.abs(heatmap.astype(np.float64)), size=2 * radius + 1,
+                                    mode="reflect")
+    unit = 2.0 ** -24 if dtype is np.float32 else 2.0 ** -53
+    bound = (2 * len(kernel) + 4) * unit * window + 1e-35
+    assert smooth.dtype == dtype and smooth.shape == shape
+    assert np.all(np.abs(smooth - expected) <= bound)
