@@ -40,6 +40,12 @@ own Body.__call__ is timed too, its network replaced by the recorded maps of
 that call against edgepose's, after checking that both find the same peaks and
 people. It is the official post-network step itself, resizes included, so the
 goal is judged on it as on "whole step".
+
+Below the table, where the whole step's time goes, against the goal's budget (the
+reference's whole step / 30): the whole step and its pieces timed in the same
+rounds, each once a round: the smoothing of the part maps at image size as
+find_peaks runs it, the rest of the peak search, the one read of every PAF value
+that validation makes, the grouping, and what the step takes beyond their sum.
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"  # before numpy loads: the goal is single-threaded
 
 import argparse  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -68,7 +76,9 @@ from benchmarks.timing import (  # noqa: E402
     timing_fields,
     write_report,
 )
+from edgepose.decode.maps import all_finite  # noqa: E402
 from edgepose.decode.paf import ImageMaps, PafDecoder, PafParams, find_peaks  # noqa: E402
+from edgepose.decode.paf_peaks import Scratch, _separable_filter, _smoothing_kernels  # noqa: E402,E501
 from edgepose.keypoints import COCO18  # noqa: E402
 
 DEFAULT_JSON = ROOT / "out" / "benchmarks" / "paf_grouping.json"
@@ -157,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     if port is not None:
         stages["port's own code"] = port
     results = time_stages(stages, args.repeats)
+    pieces = whole_step_pieces(stages, parts, pafs, params, args.repeats)
+    budget = results["whole step"]["reference_ms"] / GOAL
 
     print(f"PAF post-network step, {args.people} synthetic people, {height}x{width} frame, "
           f"maps at image resolution, preset {args.preset}: {len(peaks)} peaks, "
@@ -166,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"port's own code: {OFFICIAL}, from {args.official_openpose} "
               f"(commit {commit})")
     print_table(results)
+    spent = print_budget(pieces, budget)
     ratio = min(results[name]["ratio"] for name in GOAL_ROWS if name in results)
     report = {
         "benchmark": "paf_grouping",
@@ -179,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "filed": {name: {"official_ms": o, "edgepose_ms": e, "ratio": r}
                   for name, (o, e, r) in FILED.items()},
         "goal_rows": [name for name in GOAL_ROWS if name in results],
+        "whole_step_budget_ms": budget,
+        "whole_step_spent_ms": spent,
         "official_code": None if port is None else {
             "code": OFFICIAL, "checkout": str(args.official_openpose),
             "commit": commit},
@@ -187,6 +202,52 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_report(args.json, report)
     return 0
+
+
+def whole_step_pieces(stages: dict, heatmaps: np.ndarray, pafs: np.ndarray,
+                      params: PafParams, repeats: int) -> dict[str, float]:
+    """Median ms of edgepose's whole step and of its pieces, timed in the same rounds
+    (each round calls each once) so that the machine's slow spells fall on all of
+    them alike: the part maps smoothed at image size as find_peaks smooths them
+    (float32, both axes), the peak search, the read of every PAF value that the
+    decoder's validation makes, and the grouping."""
+    kernel = _smoothing_kernels(float(params.sigma), float(params.truncate))[0]
+    maps = [np.ascontiguousarray(heatmap, dtype=np.float32) for heatmap in heatmaps]
+    scratch = Scratch()
+
+    def smoothing():
+        for heatmap in maps:
+            _separable_filter(heatmap, kernel, scratch)
+
+    calls = {"whole step": stages["whole step"][0], "smoothing": smoothing,
+             "peaks": stages["peaks"][0], "validation": lambda: all_finite(pafs),
+             "grouping": stages["grouping"][0]}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(10 * repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(spans) for name, spans in times.items()}
+
+
+def print_budget(pieces: dict[str, float], budget: float) -> dict[str, float]:
+    """Print where edgepose's whole step spends its time, against the goal's budget;
+    returns the ms by piece."""
+    whole = pieces["whole step"]
+    spent = {
+        "smoothing the part maps at image size": pieces["smoothing"],
+        "the rest of the peak search": pieces["peaks"] - pieces["smoothing"],
+        "reading every PAF value (validation)": pieces["validation"],
+        "grouping": pieces["grouping"],
+    }
+    spent["the rest of the whole step"] = whole - sum(spent.values())
+    print(f"\nedgepose's whole step, {whole:.2f} ms in these rounds (the goal's budget: "
+          f"{budget:.2f} ms, the reference's / {GOAL:g}):")
+    for label, ms in spent.items():
+        print(f"  {label:<40}{ms:>8.2f} ms {100 * ms / whole:>5.0f}% of the step "
+              f"{100 * ms / budget:>5.0f}% of the budget")
+    return spent
 
 
 def network_workload(ref, decoder: PafDecoder, params: PafParams):
