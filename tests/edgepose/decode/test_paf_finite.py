@@ -70,11 +70,11 @@ def test_finite_heatmaps_are_not_refused():
 def test_the_decoder_does_not_read_the_part_heatmaps_a_second_time(monkeypatch):
     # The finiteness of the part maps comes with the peak search; a whole-array check
     # would read 18 more megabytes a frame at 368x656.
-    from edgepose.decode import maps, paf
+    from edgepose.decode import maps, paf, paf_image_maps
 
     seen = []
     real = maps.all_finite
-    for module in (maps, paf):  # check_finite's and the decoder's own
+    for module in (maps, paf, paf_image_maps):  # check_finite's, the decoder's, ImageMaps'
         monkeypatch.setattr(module, "all_finite",
                             lambda array: seen.append(array.shape) or real(array))
     pafs, heatmaps = _maps()
