@@ -125,7 +125,7 @@ def gaussian_smooth(maps: np.ndarray, sigma: float, truncate: float = 4.0) -> np
     return out
 
 
-def _reflect(index: np.ndarray, size: int) -> np.ndarray:
+def reflect_index(index: np.ndarray, size: int) -> np.ndarray:
     """SciPy's 'reflect' extension (d c b a | a b c d | d c b a), repeated for any offset."""
     folded = np.mod(index, 2 * size)
     return np.where(folded >= size, 2 * size - 1 - folded, folded)
@@ -148,8 +148,8 @@ def gaussian_smooth_at(maps: np.ndarray, k: np.ndarray, y: np.ndarray, x: np.nda
     weights = gaussian_kernel(sigma, truncate)
     radius = len(weights) // 2
     offsets = np.arange(-radius, radius + 1)
-    rows = _reflect(y[:, None] + offsets, maps.shape[1])
-    cols = _reflect(x[:, None] + offsets, maps.shape[2])
+    rows = reflect_index(y[:, None] + offsets, maps.shape[1])
+    cols = reflect_index(x[:, None] + offsets, maps.shape[2])
     kk = k[:, None]
 
     def at(tap: int) -> np.ndarray:
@@ -180,8 +180,8 @@ def gaussian_smooth_tile(heatmap: np.ndarray, rows: slice, cols: slice, sigma: f
     radius = len(weights) // 2
     n, m = rows.stop - rows.start, cols.stop - cols.start
     source = np.asarray(heatmap)[
-        _reflect(np.arange(rows.start - radius, rows.stop + radius), height)[:, None],
-        _reflect(np.arange(cols.start - radius, cols.stop + radius), width)].astype(np.float64)
+        reflect_index(np.arange(rows.start - radius, rows.stop + radius), height)[:, None],
+        reflect_index(np.arange(cols.start - radius, cols.stop + radius), width)].astype(np.float64)
     column = source[radius:radius + n] * weights[radius]
     for j in range(radius, 0, -1):
         column += (source[radius - j:radius - j + n] + source[radius + j:radius + j + n]) \
@@ -247,8 +247,8 @@ def _float64_peak_test(heatmap: np.ndarray, y: np.ndarray, x: np.ndarray, sigma:
     """
     height, width = heatmap.shape
     offsets, shifted = _patch_kernels(float(sigma), float(truncate))
-    rows = _reflect(y[:, None] + offsets, height)
-    cols = _reflect(x[:, None] + offsets, width)
+    rows = reflect_index(y[:, None] + offsets, height)
+    cols = reflect_index(x[:, None] + offsets, width)
     patch = np.asarray(heatmap)[rows[:, :, None], cols[:, None, :]].astype(np.float64)
     smooth = (shifted @ patch @ shifted.T).reshape(-1, 9)  # rows y−1..y+1 × columns x−1..x+1
     centre = smooth[:, 4]

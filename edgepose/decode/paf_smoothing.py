@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgepose.decode.paf_peaks import FLOAT32_SAFE, _reflect, gaussian_kernel
+from edgepose.decode.paf_peaks import FLOAT32_SAFE, reflect_index, gaussian_kernel
 
 _UNIT = 2.0 ** -24  # float32's unit roundoff
 # One OpenCV cubic pass sums 4 products in float32: at most 4 roundings of the
@@ -143,7 +143,7 @@ def gaussian_rows(matrix: np.ndarray, sigma: float, truncate: float) -> np.ndarr
     rows = np.arange(matrix.shape[0])
     out = np.zeros(matrix.shape)
     for tap, weight in enumerate(weights):
-        out += weight * matrix[_reflect(rows + tap - radius, matrix.shape[0])]
+        out += weight * matrix[reflect_index(rows + tap - radius, matrix.shape[0])]
     return out
 
 
