@@ -78,7 +78,7 @@ from benchmarks.timing import (  # noqa: E402
 )
 from edgepose.decode.maps import all_finite  # noqa: E402
 from edgepose.decode.paf import ImageMaps, PafDecoder, PafParams, find_peaks  # noqa: E402
-from edgepose.decode.paf_peaks import Scratch, _separable_filter, _smoothing_kernels  # noqa: E402,E501
+from edgepose.decode.paf_peaks import Scratch, separable_filter, smoothing_kernels  # noqa: E402
 from edgepose.keypoints import COCO18  # noqa: E402
 
 DEFAULT_JSON = ROOT / "out" / "benchmarks" / "paf_grouping.json"
@@ -211,13 +211,13 @@ def whole_step_pieces(stages: dict, heatmaps: np.ndarray, pafs: np.ndarray,
     them alike: the part maps smoothed at image size as find_peaks smooths them
     (float32, both axes), the peak search, the read of every PAF value that the
     decoder's validation makes, and the grouping."""
-    kernel = _smoothing_kernels(float(params.sigma), float(params.truncate))[0]
+    kernel = smoothing_kernels(float(params.sigma), float(params.truncate))[0]
     maps = [np.ascontiguousarray(heatmap, dtype=np.float32) for heatmap in heatmaps]
     scratch = Scratch()
 
     def smoothing():
         for heatmap in maps:
-            _separable_filter(heatmap, kernel, scratch)
+            separable_filter(heatmap, kernel, scratch)
 
     calls = {"whole step": stages["whole step"][0], "smoothing": smoothing,
              "peaks": stages["peaks"][0], "validation": lambda: all_finite(pafs),

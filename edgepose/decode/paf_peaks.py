@@ -92,7 +92,7 @@ def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _smoothing_kernels(sigma: float, truncate: float) -> tuple[np.ndarray, np.ndarray]:
+def smoothing_kernels(sigma: float, truncate: float) -> tuple[np.ndarray, np.ndarray]:
     """gaussian_kernel in float32 and float64, read-only: built once, not once per map."""
     kernel = gaussian_kernel(sigma, truncate)
     kernels = kernel.astype(np.float32), kernel
@@ -226,7 +226,7 @@ def _exact_peak_test(heatmap: np.ndarray, y: np.ndarray, x: np.ndarray, sigma: f
 def _patch_kernels(sigma: float, truncate: float) -> tuple[np.ndarray, np.ndarray]:
     """Offsets of a pixel's patch (the kernel's reach around it and its neighbours) and
     the float64 kernel at three shifts, whose rows smooth the patch at −1, 0, +1."""
-    weights = _smoothing_kernels(sigma, truncate)[1]
+    weights = smoothing_kernels(sigma, truncate)[1]
     taps = len(weights)
     shifted = np.zeros((3, taps + 2))
     for shift in range(3):
@@ -349,7 +349,7 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
     """
     height = heatmap.shape[0]
     exact = sigma <= 0
-    kernels = None if exact else _smoothing_kernels(float(sigma), float(truncate))
+    kernels = None if exact else smoothing_kernels(float(sigma), float(truncate))
     radius = 0 if exact else len(kernels[1]) // 2
     # Rows whose smoothed values the band's peak test reads, and the raw rows they read.
     first, last = max(top - 1, 0), min(bottom + 1, height)
@@ -392,14 +392,14 @@ def _band_peaks(heatmap: np.ndarray, top: int, bottom: int, sigma: float, trunca
         kernel = kernels[1] if wide else kernels[0]
         # OpenCV's reflect equals SciPy's at the map's edges; at a cut inside the map
         # the reflected rows only reach the `radius` rows dropped below.
-        smooth = _separable_filter(source.astype(kernel.dtype, copy=False), kernel, scratch)
+        smooth = separable_filter(source.astype(kernel.dtype, copy=False), kernel, scratch)
     y, x = _decided_peaks(smooth[first - source_top:last - source_top], top - first,
                           bottom - first, error, threshold, heatmap, first, sigma, truncate,
                           scratch)
     return y + shift, x
 
 
-def _separable_filter(source: np.ndarray, kernel: np.ndarray, scratch: Scratch) -> np.ndarray:
+def separable_filter(source: np.ndarray, kernel: np.ndarray, scratch: Scratch) -> np.ndarray:
     """`kernel` along each axis of a (H, W) float map (OpenCV's reflect), into scratch.
 
     Two one-axis cv2.filter2D calls: OpenCV's sepFilter2D runs a symmetric kernel's

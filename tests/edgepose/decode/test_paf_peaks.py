@@ -390,9 +390,9 @@ def test_the_smoothing_stays_within_its_bound_of_scipy_below_and_above_opencvs_d
     heatmap = rng.uniform(-1.0, 1.0, shape)
     heatmap[-1, -1] = 1e4
     heatmap = heatmap.astype(dtype)
-    kernel = paf_peaks._smoothing_kernels(sigma, 4.0)[dtype is np.float64]
+    kernel = paf_peaks.smoothing_kernels(sigma, 4.0)[dtype is np.float64]
     scratch = paf_peaks.Scratch()
-    smooth = paf_peaks._separable_filter(heatmap, kernel, scratch)
+    smooth = paf_peaks.separable_filter(heatmap, kernel, scratch)
     expected = ndimage.gaussian_filter(heatmap.astype(np.float64), sigma, truncate=4.0)
     # The bound _band_peaks uses, per value: the window's largest |value|, not the map's.
     radius = len(kernel) // 2
