@@ -7,6 +7,8 @@ in float64 and every pixel tested with the port's rule (>= its 4 neighbours, 0
 outside the map, > thre1): the peaks must be the same pixels.
 """
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -402,3 +404,22 @@ def test_the_smoothing_stays_within_its_bound_of_scipy_below_and_above_opencvs_d
     bound = (2 * len(kernel) + 4) * unit * window + 1e-35
     assert smooth.dtype == dtype and smooth.shape == shape
     assert np.all(np.abs(smooth - expected) <= bound)
+
+
+@pytest.mark.parametrize("sigma", [3.0, 16.3])  # filter2D twice; sepFilter2D
+def test_the_smoothing_allocates_nothing_once_its_scratch_holds_a_map(sigma):
+    # A fresh megabyte per map costs page faults on every map (see Scratch); numpy
+    # reports its arrays, OpenCV's outputs included, to tracemalloc.
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 200, 300), np.float32)  # 240 kB each
+    kernel = paf_peaks.smoothing_kernels(sigma, 4.0)[0]
+    scratch = paf_peaks.Scratch()
+    first = paf_peaks.separable_filter(maps[0], kernel, scratch).copy()
+    tracemalloc.start()
+    try:
+        second = paf_peaks.separable_filter(maps[1], kernel, scratch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000
+    assert not np.array_equal(first, second)  # the second map's values, not the first's
