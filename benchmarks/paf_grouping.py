@@ -56,9 +56,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"  # before numpy loads: the goal is single-threaded
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -72,6 +70,7 @@ from benchmarks.official_code import OfficialCodeError, openpose_post_network, r
 from benchmarks.timing import (  # noqa: E402
     add_scene_arguments,
     parse_size,
+    time_in_rounds,
     time_stages,
     timing_fields,
     write_report,
@@ -222,13 +221,7 @@ def whole_step_pieces(stages: dict, heatmaps: np.ndarray, pafs: np.ndarray,
     calls = {"whole step": stages["whole step"][0], "smoothing": smoothing,
              "peaks": stages["peaks"][0], "validation": lambda: all_finite(pafs),
              "grouping": stages["grouping"][0]}
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(10 * repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(spans) for name, spans in times.items()}
+    return time_in_rounds(calls, 10 * repeats)
 
 
 def print_budget(pieces: dict[str, float], budget: float) -> dict[str, float]:

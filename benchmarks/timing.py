@@ -46,6 +46,20 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def time_in_rounds(calls: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median ms of each call, timed in `rounds` rounds that call each once: the
+    machine's slow spells fall on all of them alike, so their proportions hold. Only
+    for pieces of one side: alternating with the other side's calls changes what
+    each finds in the cache."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(spans) for name, spans in times.items()}
+
+
 def time_stages(stages: Stages, repeats: int) -> dict[str, dict[str, float]]:
     """Median times of each stage (the vectorised side runs 10x as often: it is faster) and
     the ratio, after one untimed call of the vectorised side to warm caches and imports."""

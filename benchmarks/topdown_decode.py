@@ -43,9 +43,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -55,7 +53,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.timing import machine, median_seconds, parse_size, write_report  # noqa: E402
+from benchmarks.timing import (  # noqa: E402
+    machine,
+    median_seconds,
+    parse_size,
+    time_in_rounds,
+    write_report,
+)
 from edgepose.decode.topdown import (  # noqa: E402
     TopDownDecoder,
     get_max_preds,
@@ -371,13 +375,7 @@ def two_reads(heatmaps: np.ndarray, decode, repeats: int) -> dict[str, float]:
     flat = heatmaps.reshape(heatmaps.shape[0] * heatmaps.shape[1], -1)
     calls = {"bound": lambda: np.max(heatmaps, axis=(2, 3)), "decoder": decode,
              "argmax": lambda: np.argmax(flat, axis=1), "min": flat.min}
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(spans) for name, spans in times.items()}
+    return time_in_rounds(calls, repeats)
 
 
 if __name__ == "__main__":
