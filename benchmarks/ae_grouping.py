@@ -71,6 +71,7 @@ WHEN_FILED = {"official_ms": 1988.0, "edgepose_ms": 153.0, "ratio": 13.0,
 
 
 OWN_CODE = "HeatmapParser's own code"
+OFFICIAL = "HRNet/HigherHRNet-Human-Pose-Estimation lib/core/group.py HeatmapParser.parse"
 # The rows the goal is judged on.
 GOAL_ROWS = ("parse", OWN_CODE)
 
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{refined} keypoints refined; output identical to the official reference "
              f"(munkres)")
     if own_code is not None:
-        title += (f"\n{OWN_CODE}: HRNet/HigherHRNet-Human-Pose-Estimation lib/core/group.py "
-                  f"HeatmapParser.parse, from {args.official_higherhrnet} (commit "
+        title += (f"\n{OWN_CODE}: {OFFICIAL}, from {args.official_higherhrnet} (commit "
                   f"{commit}); people identical")
     print_table(title, rows)
     ratio = min(rows[name]["ratio"] for name in GOAL_ROWS if name in rows)
@@ -235,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": {"workloads": [name for name in GOAL_ROWS if name in rows], "ratio": GOAL,
                  "met": ratio >= GOAL},
         "official_code": None if own_code is None else {
-            "code": "HRNet/HigherHRNet-Human-Pose-Estimation lib/core/group.py "
-                    "HeatmapParser.parse", "checkout": str(args.official_higherhrnet),
+            "code": OFFICIAL, "checkout": str(args.official_higherhrnet),
             "commit": commit},
         "when_filed": WHEN_FILED,
         "machine": machine(),

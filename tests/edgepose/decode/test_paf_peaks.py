@@ -233,6 +233,12 @@ def _brute_force_at(heatmap, y, x, sigma=3.0, threshold=0.1):
     return peak[y, x]
 
 
+def _every_pixel(shape):
+    """y, x of every pixel of a map of this shape, row-major, flat."""
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    return y.reshape(-1), x.reshape(-1)
+
+
 def _near_ties(seed, offset, dtype=np.float32):
     """A map of blobs centred `offset` px past half-way between two pixels, and those
     pixels: their smoothed values differ by about offset × slope, or tie exactly (a
@@ -273,8 +279,7 @@ def test_the_float64_test_decides_only_what_its_bound_settles(offset):
 def test_the_float64_test_reads_the_map_as_scipy_reflects_it_at_edges_and_corners():
     rng = np.random.default_rng(7)
     heatmap = _blobs(rng, (30, 33), 12, sigma=2.0)
-    y, x = np.mgrid[0:30, 0:33]
-    y, x = y.reshape(-1), x.reshape(-1)
+    y, x = _every_pixel((30, 33))
     result, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, 0.1)
     assert decided.mean() > 0.999
     np.testing.assert_array_equal(result[decided], _brute_force_at(heatmap, y, x)[decided])
@@ -283,8 +288,7 @@ def test_the_float64_test_reads_the_map_as_scipy_reflects_it_at_edges_and_corner
 def test_many_unsure_pixels_go_straight_to_scipys_order(monkeypatch):
     # A plateau's thousands of pixels: no patch per pixel, the exact tile instead.
     heatmap = np.full((40, 45), 0.5, np.float32)
-    y, x = np.mgrid[0:40, 0:45]
-    y, x = y.reshape(-1), x.reshape(-1)
+    y, x = _every_pixel((40, 45))
     assert len(y) > paf_peaks._PRODUCT_POINTS
     monkeypatch.setattr(paf_peaks, "_float64_peak_test", None)  # must not be called
     np.testing.assert_array_equal(paf_peaks._exact_peak_test(heatmap, y, x, 3.0, 4.0, 0.1),
@@ -329,8 +333,7 @@ def test_outside_the_map_counts_as_zero_for_a_negative_map_and_threshold():
     # The port pads its shifted copies with 0: a negative pixel at the edge is never
     # >= that 0, however it compares with the neighbours inside.
     heatmap = -_blobs(np.random.default_rng(3), (20, 24), 6, sigma=2.0) - 0.5
-    y, x = np.mgrid[0:20, 0:24]
-    y, x = y.reshape(-1), x.reshape(-1)
+    y, x = _every_pixel((20, 24))
     result, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, -10.0)
     assert decided.all() and not result.any()
     inner = np.float64(np.pad(ndimage.gaussian_filter(heatmap.astype(np.float64), 3.0), 1,
@@ -360,8 +363,7 @@ def test_the_float64_test_leaves_values_near_float64s_limit_to_scipys_order():
     # smoothed values with it, while the products' stay finite.
     heatmap = np.full((30, 30), 1.5e308)
     heatmap[10:20, 10:20] = 1e308
-    y, x = np.mgrid[0:30, 0:30]
-    y, x = y.reshape(-1), x.reshape(-1)
+    y, x = _every_pixel((30, 30))
     _, decided = paf_peaks._float64_peak_test(heatmap, y, x, 3.0, 4.0, 1e300)
     assert not decided.any()
     with np.errstate(over="ignore", invalid="ignore"):
@@ -373,8 +375,7 @@ def test_the_float64_test_leaves_values_near_float64s_limit_to_scipys_order():
 
 def test_the_exact_test_without_smoothing_reads_the_map_itself():
     heatmap = _blobs(np.random.default_rng(5), (20, 22), 4, sigma=1.5)
-    y, x = np.mgrid[0:20, 0:22]
-    y, x = y.reshape(-1), x.reshape(-1)
+    y, x = _every_pixel((20, 22))
     np.testing.assert_array_equal(paf_peaks._exact_peak_test(heatmap, y[:100], x[:100], 0.0, 4.0,
                                                              0.1),
                                   _brute_force_at(heatmap, y, x, sigma=0.0)[:100])
